@@ -1,0 +1,341 @@
+/* smtp_starttls.c -- ESMTP dialogue up to a STARTTLS handshake. */
+#include "smtp_starttls.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "smtp_reply.h"
+
+#define SMTP_ADDRS_MAX 8
+#define SMTP_BUF_MAX 16384
+
+enum smtp_state { ST_CONNECTING, ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS };
+
+struct smtp_starttls {
+	struct engine *engine;
+	char *host;
+	char *addrs[SMTP_ADDRS_MAX];
+	size_t n_addrs;
+	size_t next_addr;
+	int fd;
+	enum smtp_state state;
+	struct event *ev;
+	struct tls_conn *tls;
+	char buf[SMTP_BUF_MAX];
+	size_t buf_len;
+	char connect_errors[320];
+	smtp_starttls_cb cb;
+	void *arg;
+	struct smtp_result res;
+};
+
+static void s_try_next(struct smtp_starttls *s);
+static void s_on_event(evutil_socket_t fd, short what, void *arg);
+
+static void
+s_close_fd(struct smtp_starttls *s)
+{
+	if (s->ev != NULL) {
+		event_free(s->ev);
+		s->ev = NULL;
+	}
+	if (s->fd != -1) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+static void
+s_free(struct smtp_starttls *s)
+{
+	tls_conn_cancel(&s->tls);
+	s_close_fd(s);
+	for (size_t i = 0; i < s->n_addrs; i++)
+		free(s->addrs[i]);
+	free(s->host);
+	tls_result_clear(&s->res.tls);
+	free(s);
+}
+
+static void
+s_finish(struct smtp_starttls *s)
+{
+	s->cb(&s->res, s->arg);
+	s_free(s);
+}
+
+/* A failure after the TCP connect ends the probe of this host: another
+ * address of the same host would most likely say the same. */
+static void
+s_fail(struct smtp_starttls *s, enum smtp_stage stage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_fail(struct smtp_starttls *s, enum smtp_stage stage, const char *fmt, ...)
+{
+	va_list ap;
+
+	s->res.stage = stage;
+	va_start(ap, fmt);
+	vsnprintf(s->res.error, sizeof(s->res.error), fmt, ap);
+	va_end(ap);
+	s_finish(s);
+}
+
+static int
+s_wait(struct smtp_starttls *s, short kind, int timeout_ms)
+{
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+	if (s->ev != NULL)
+		event_free(s->ev);
+	s->ev = event_new(s->engine->base, s->fd, kind, s_on_event, s);
+	if (s->ev == NULL || event_add(s->ev, &tv) == -1)
+		return -1;
+	return 0;
+}
+
+/* Commands are a few bytes: one write either takes them or the peer is
+ * broken; partial writes on a fresh socket do not happen in practice, and
+ * if one does, we report it rather than buffer. */
+static int
+s_send(struct smtp_starttls *s, const char *cmd)
+{
+	size_t len = strlen(cmd);
+	ssize_t n = write(s->fd, cmd, len);
+
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static void
+s_tls_done(struct tls_result *r, void *arg)
+{
+	struct smtp_starttls *s = arg;
+
+	s->tls = NULL;
+	s->res.stage = SMTP_STAGE_TLS;
+	s->res.tls = *r;
+	memset(r, 0, sizeof(*r)); /* ownership moves to our result */
+	s_finish(s);
+}
+
+static void
+s_on_reply(struct smtp_starttls *s, const struct smtp_reply *rep)
+{
+	char cmd[300];
+
+	switch (s->state) {
+	case ST_GREETING:
+		if (rep->code != 220) {
+			s_fail(s, SMTP_STAGE_GREETING, "greeting %d %s",
+			    rep->code, rep->first_line);
+			return;
+		}
+		snprintf(cmd, sizeof(cmd), "EHLO %s\r\n", s->engine->helo_name);
+		if (s_send(s, cmd) == -1) {
+			s_fail(s, SMTP_STAGE_GREETING, "cannot send EHLO");
+			return;
+		}
+		s->state = ST_EHLO;
+		break;
+	case ST_EHLO:
+		if (rep->code != 250) {
+			s_fail(s, SMTP_STAGE_EHLO, "EHLO answered %d %s",
+			    rep->code, rep->first_line);
+			return;
+		}
+		if (!rep->has_starttls) {
+			(void)s_send(s, "QUIT\r\n");
+			s_fail(s, SMTP_STAGE_NO_STARTTLS,
+			    "EHLO reply does not offer STARTTLS");
+			return;
+		}
+		s->res.starttls = 1;
+		if (s_send(s, "STARTTLS\r\n") == -1) {
+			s_fail(s, SMTP_STAGE_STARTTLS, "cannot send STARTTLS");
+			return;
+		}
+		s->state = ST_STARTTLS;
+		break;
+	case ST_STARTTLS:
+		if (rep->code != 220) {
+			s_fail(s, SMTP_STAGE_STARTTLS, "STARTTLS answered %d %s",
+			    rep->code, rep->first_line);
+			return;
+		}
+		/* Anything the server sent after its 220 would be plaintext
+		 * injected into the TLS session (CVE-2011-0411): dropped. */
+		s->buf_len = 0;
+		event_free(s->ev);
+		s->ev = NULL;
+		s->state = ST_TLS;
+		s->tls = tls_conn_start(s->engine, s->fd, s->host,
+		    s->engine->io_timeout_ms, s_tls_done, s);
+		if (s->tls == NULL)
+			s_fail(s, SMTP_STAGE_STARTTLS, "cannot start TLS");
+		return;
+	default:
+		return;
+	}
+	if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
+		s_fail(s, s->res.stage, "out of memory");
+}
+
+static void
+s_on_readable(struct smtp_starttls *s)
+{
+	struct smtp_reply rep;
+	size_t used;
+	ssize_t n;
+	int rc;
+
+	n = read(s->fd, s->buf + s->buf_len, sizeof(s->buf) - s->buf_len);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
+		(void)s_wait(s, EV_READ, s->engine->io_timeout_ms);
+		return;
+	}
+	if (n <= 0) {
+		s_fail(s,
+		    s->state == ST_GREETING ? SMTP_STAGE_GREETING
+		    : s->state == ST_EHLO   ? SMTP_STAGE_EHLO
+					    : SMTP_STAGE_STARTTLS,
+		    "connection closed by the server%s%s",
+		    n == -1 ? ": " : "", n == -1 ? strerror(errno) : "");
+		return;
+	}
+	s->buf_len += (size_t)n;
+	rc = smtp_reply_parse(s->buf, s->buf_len, &rep, &used);
+	if (rc == 0) {
+		if (s->buf_len == sizeof(s->buf)) {
+			s_fail(s, SMTP_STAGE_GREETING, "reply over %d bytes",
+			    SMTP_BUF_MAX);
+			return;
+		}
+		(void)s_wait(s, EV_READ, s->engine->io_timeout_ms);
+		return;
+	}
+	if (rc == -1) {
+		s_fail(s,
+		    s->state == ST_GREETING ? SMTP_STAGE_GREETING
+					    : SMTP_STAGE_EHLO,
+		    "malformed SMTP reply");
+		return;
+	}
+	memmove(s->buf, s->buf + used, s->buf_len - used);
+	s->buf_len -= used;
+	s_on_reply(s, &rep);
+}
+
+static void
+s_on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_starttls *s = arg;
+	char err[256];
+
+	(void)fd;
+	if (s->state == ST_CONNECTING) {
+		if (what & EV_TIMEOUT) {
+			snprintf(err, sizeof(err), "connect timed out");
+		} else if (net_connect_result(s->fd, err, sizeof(err)) == 0) {
+			s->state = ST_GREETING;
+			s->res.stage = SMTP_STAGE_GREETING;
+			if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
+				s_fail(s, SMTP_STAGE_GREETING, "out of memory");
+			return;
+		}
+		size_t l = strlen(s->connect_errors);
+		snprintf(s->connect_errors + l, sizeof(s->connect_errors) - l,
+		    "%s%s: %s", l ? "; " : "", s->res.ip, err);
+		s_close_fd(s);
+		s_try_next(s);
+		return;
+	}
+	if (what & EV_TIMEOUT) {
+		s_fail(s,
+		    s->state == ST_GREETING ? SMTP_STAGE_GREETING
+		    : s->state == ST_EHLO   ? SMTP_STAGE_EHLO
+					    : SMTP_STAGE_STARTTLS,
+		    "no reply within %d ms", s->engine->io_timeout_ms);
+		return;
+	}
+	s_on_readable(s);
+}
+
+static void
+s_try_next(struct smtp_starttls *s)
+{
+	char err[256];
+
+	while (s->next_addr < s->n_addrs) {
+		const char *ip = s->addrs[s->next_addr++];
+		snprintf(s->res.ip, sizeof(s->res.ip), "%s", ip);
+		s->fd = net_connect_start(ip, s->engine->cfg.smtp_port, err,
+		    sizeof(err));
+		if (s->fd != -1) {
+			s->state = ST_CONNECTING;
+			if (s_wait(s, EV_WRITE, s->engine->connect_timeout_ms) ==
+			    0)
+				return;
+			s_close_fd(s);
+			snprintf(err, sizeof(err), "out of memory");
+		}
+		size_t l = strlen(s->connect_errors);
+		snprintf(s->connect_errors + l, sizeof(s->connect_errors) - l,
+		    "%s%s: %s", l ? "; " : "", ip, err);
+	}
+	s->res.ip[0] = '\0';
+	s_fail(s, SMTP_STAGE_CONNECT, "%s",
+	    s->connect_errors[0] ? s->connect_errors : "no address");
+}
+
+static void
+s_kickoff(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	s_try_next(arg);
+}
+
+struct smtp_starttls *
+smtp_starttls_start(struct engine *engine, const char *host,
+    char *const *addrs, size_t n, smtp_starttls_cb cb, void *arg)
+{
+	struct smtp_starttls *s;
+	struct timeval now = {0, 0};
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->engine = engine;
+	s->fd = -1;
+	s->cb = cb;
+	s->arg = arg;
+	if ((s->host = strdup(host)) == NULL)
+		goto fail;
+	for (size_t i = 0; i < n && i < SMTP_ADDRS_MAX; i++) {
+		if ((s->addrs[i] = strdup(addrs[i])) == NULL)
+			goto fail;
+		s->n_addrs++;
+	}
+	/* Start from the loop so the callback never runs inside this call. */
+	s->ev = evtimer_new(engine->base, s_kickoff, s);
+	if (s->ev == NULL || evtimer_add(s->ev, &now) == -1)
+		goto fail;
+	return s;
+fail:
+	s_free(s);
+	return NULL;
+}
+
+void
+smtp_starttls_cancel(struct smtp_starttls **sp)
+{
+	if (*sp == NULL)
+		return;
+	s_free(*sp);
+	*sp = NULL;
+}

@@ -1,0 +1,43 @@
+#!/bin/sh
+# run.sh -- runs the unit test binaries, then the integration scenarios, and
+# prints one closing line "N passed, N failed" over all of them.
+# Environment: BUILD (object dir), AGENT (the binary under test).
+set -u
+BUILD=${BUILD:-build}
+AGENT=${AGENT:-bin/mtasts-agent}
+passed=0
+failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] || continue
+	"$t" >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+	if [ $rc -ne 0 ] && [ -z "${f:-}" ]; then
+		echo "unit: $t exited $rc"
+		failed=$((failed + 1))
+	fi
+done
+
+if [ -f tests/integration/run.py ]; then
+	AGENT="$AGENT" python3 tests/integration/run.py >"$log" 2>&1
+	rc=$?
+	cat "$log"
+	p=$(sed -n 's/^integration: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$log" | tail -1)
+	f=$(sed -n 's/^integration: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$log" | tail -1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+	if [ $rc -ne 0 ] && [ "${f:-0}" = 0 ]; then
+		echo "integration: runner exited $rc"
+		failed=$((failed + 1))
+	fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
