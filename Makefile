@@ -70,7 +70,8 @@ fuzz: $(FUZZ_BIN)
 
 build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h)
 	@mkdir -p $(dir $@)
-	clang $(CFLAGS_W) -O1 -g -fsanitize=fuzzer,address,undefined \
+	clang $(CFLAGS_W) -Wno-unknown-warning-option -O1 -g \
+	    -fsanitize=fuzzer,address,undefined \
 	    $(CPPFLAGS_P) -o $@ $< $(COMMON_SRC) $(LIBS)
 
 fuzz-smoke: fuzz

@@ -17,14 +17,15 @@ struct cert_eval {
 	struct engine *engine;
 	char *host;
 	enum finding_role role;
-	STACK_OF(X509) *chain; /* borrowed */
-	STACK_OF(X509) *extra; /* owned: pool view + AIA certificates */
-	unsigned char *staple; /* owned copy */
+	STACK_OF(X509) * chain; /* borrowed */
+	STACK_OF(X509) * extra; /* owned: pool view + AIA certificates */
+	unsigned char *staple;	/* owned copy */
 	size_t staple_len;
 	struct finding_list *list;
 	struct cert_eval_out *out;
 	struct http_fetch *fetch;
 	struct event *kick;
+	int trust_done; /* out->trust holds at least the first verdict */
 	cert_eval_cb cb;
 	void *arg;
 };
@@ -62,8 +63,9 @@ s_is_cert_error(const struct finding *f)
 	}
 }
 
+/* Adds the findings from what is known so far; does not free. */
 static void
-s_finish(struct cert_eval *ev)
+s_conclude(struct cert_eval *ev)
 {
 	size_t before = ev->list->n;
 	int bad = 0;
@@ -81,12 +83,18 @@ s_finish(struct cert_eval *ev)
 		if (s_is_cert_error(&ev->list->v[i]))
 			bad = 1;
 	ev->out->verified = !bad;
+}
+
+static void
+s_finish(struct cert_eval *ev)
+{
+	s_conclude(ev);
 	ev->cb(ev->arg);
 	s_free(ev);
 }
 
 static int
-s_add_stack(STACK_OF(X509) *dst, STACK_OF(X509) *src)
+s_add_stack(STACK_OF(X509) * dst, STACK_OF(X509) * src)
 {
 	for (int i = 0; src != NULL && i < sk_X509_num(src); i++) {
 		X509 *x = sk_X509_value(src, i);
@@ -105,7 +113,7 @@ s_add_stack(STACK_OF(X509) *dst, STACK_OF(X509) *src)
 static X509 *
 s_find_issuer(struct cert_eval *ev, X509 *leaf)
 {
-	STACK_OF(X509) *lists[2] = {ev->chain, ev->extra};
+	STACK_OF(X509) * lists[2] = {ev->chain, ev->extra};
 	X509_STORE_CTX *ctx;
 	X509 *issuer = NULL;
 
@@ -113,7 +121,8 @@ s_find_issuer(struct cert_eval *ev, X509 *leaf)
 		for (int i = 0; lists[l] != NULL && i < sk_X509_num(lists[l]);
 		     i++) {
 			X509 *c = sk_X509_value(lists[l], i);
-			if (c != leaf && X509_check_issued(c, leaf) == X509_V_OK) {
+			if (c != leaf &&
+			    X509_check_issued(c, leaf) == X509_V_OK) {
 				X509_up_ref(c);
 				return c;
 			}
@@ -128,8 +137,7 @@ s_find_issuer(struct cert_eval *ev, X509 *leaf)
 	return issuer;
 }
 
-static STACK_OF(X509) *
-s_all_certs(struct cert_eval *ev)
+static STACK_OF(X509) * s_all_certs(struct cert_eval *ev)
 {
 	STACK_OF(X509) *all = sk_X509_new_null();
 
@@ -144,8 +152,8 @@ s_all_certs(struct cert_eval *ev)
 }
 
 static void
-s_judge_ocsp(struct cert_eval *ev, const unsigned char *der, size_t len,
-    int stapled)
+s_judge_ocsp(
+    struct cert_eval *ev, const unsigned char *der, size_t len, int stapled)
 {
 	X509 *leaf = sk_X509_value(ev->chain, 0);
 	X509 *issuer = s_find_issuer(ev, leaf);
@@ -217,15 +225,16 @@ s_ocsp_step(struct cert_eval *ev)
 	if (s_is_http_url(info.ocsp_url) && issuer != NULL &&
 	    (len = ocsp_request_der(leaf, issuer, &req)) > 0) {
 		struct http_fetch_req hr = {
-			.url = info.ocsp_url,
-			.post_type = "application/ocsp-request",
-			.post = req,
-			.post_len = (size_t)len,
-			.max_body = OCSP_RESPONSE_MAX,
-			.timeout_ms = ev->engine->io_timeout_ms,
-			.connect_timeout_ms = ev->engine->connect_timeout_ms,
+		    .url = info.ocsp_url,
+		    .post_type = "application/ocsp-request",
+		    .post = req,
+		    .post_len = (size_t)len,
+		    .max_body = OCSP_RESPONSE_MAX,
+		    .timeout_ms = ev->engine->io_timeout_ms,
+		    .connect_timeout_ms = ev->engine->connect_timeout_ms,
 		};
-		ev->fetch = http_fetch_start(ev->engine, &hr, s_ocsp_fetched, ev);
+		ev->fetch =
+		    http_fetch_start(ev->engine, &hr, s_ocsp_fetched, ev);
 	}
 	OPENSSL_free(req);
 	X509_free(issuer);
@@ -249,8 +258,10 @@ s_aia_fetched(struct http_fetch_result *res, void *arg)
 		0 &&
 	    v.status == CHAIN_TRUSTED) {
 		ev->out->trust = TRUST_INCOMPLETE;
-		X509 *top = sk_X509_value(ev->chain, sk_X509_num(ev->chain) - 1);
-		char *iss = X509_NAME_oneline(X509_get_issuer_name(top), NULL, 0);
+		X509 *top =
+		    sk_X509_value(ev->chain, sk_X509_num(ev->chain) - 1);
+		char *iss =
+		    X509_NAME_oneline(X509_get_issuer_name(top), NULL, 0);
 		snprintf(ev->out->trust_detail, sizeof(ev->out->trust_detail),
 		    "the server does not send the intermediate %s (it is "
 		    "available from the AIA caIssuers URL)",
@@ -278,6 +289,7 @@ s_trust_step(struct cert_eval *ev)
 	}
 	snprintf(ev->out->trust_detail, sizeof(ev->out->trust_detail), "%s",
 	    v.detail);
+	ev->trust_done = 1;
 	if (v.status == CHAIN_TRUSTED) {
 		ev->out->trust = TRUST_OK;
 		(void)cert_pool_add_chain(ev->engine->pool, ev->chain);
@@ -297,7 +309,8 @@ s_trust_step(struct cert_eval *ev)
 		0 &&
 	    v.status == CHAIN_TRUSTED) {
 		top = sk_X509_value(ev->chain, sk_X509_num(ev->chain) - 1);
-		char *iss = X509_NAME_oneline(X509_get_issuer_name(top), NULL, 0);
+		char *iss =
+		    X509_NAME_oneline(X509_get_issuer_name(top), NULL, 0);
 		ev->out->trust = TRUST_INCOMPLETE;
 		snprintf(ev->out->trust_detail, sizeof(ev->out->trust_detail),
 		    "the server does not send the intermediate %s",
@@ -310,14 +323,14 @@ s_trust_step(struct cert_eval *ev)
 	if (cert_info_load(top, &info) == 0) {
 		if (s_is_http_url(info.ca_issuers_url)) {
 			struct http_fetch_req hr = {
-				.url = info.ca_issuers_url,
-				.max_body = AIA_MAX,
-				.timeout_ms = ev->engine->io_timeout_ms,
-				.connect_timeout_ms =
-				    ev->engine->connect_timeout_ms,
+			    .url = info.ca_issuers_url,
+			    .max_body = AIA_MAX,
+			    .timeout_ms = ev->engine->io_timeout_ms,
+			    .connect_timeout_ms =
+				ev->engine->connect_timeout_ms,
 			};
-			ev->fetch = http_fetch_start(ev->engine, &hr,
-			    s_aia_fetched, ev);
+			ev->fetch = http_fetch_start(
+			    ev->engine, &hr, s_aia_fetched, ev);
 		}
 		cert_info_free(&info);
 	}
@@ -334,10 +347,10 @@ s_kick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct cert_eval *
-cert_eval_start(struct engine *engine, const char *host,
-    enum finding_role role, STACK_OF(X509) *chain,
-    const unsigned char *staple, size_t staple_len, struct finding_list *list,
-    struct cert_eval_out *out, cert_eval_cb cb, void *arg)
+cert_eval_start(struct engine *engine, const char *host, enum finding_role role,
+    STACK_OF(X509) * chain, const unsigned char *staple, size_t staple_len,
+    struct finding_list *list, struct cert_eval_out *out, cert_eval_cb cb,
+    void *arg)
 {
 	struct cert_eval *ev;
 	struct timeval now = {0, 0};
@@ -371,6 +384,30 @@ cert_eval_start(struct engine *engine, const char *host,
 fail:
 	s_free(ev);
 	return NULL;
+}
+
+void
+cert_eval_flush(struct cert_eval **evp)
+{
+	struct cert_eval *ev = *evp;
+	struct chain_verdict v;
+
+	if (ev == NULL)
+		return;
+	*evp = NULL;
+	http_fetch_cancel(&ev->fetch);
+	if (!ev->trust_done) {
+		ev->out->trust = TRUST_UNTRUSTED;
+		if (cert_chain_verify(ev->engine->store, ev->chain, NULL, &v) ==
+		    0) {
+			if (v.status == CHAIN_TRUSTED)
+				ev->out->trust = TRUST_OK;
+			snprintf(ev->out->trust_detail,
+			    sizeof(ev->out->trust_detail), "%s", v.detail);
+		}
+	}
+	s_conclude(ev);
+	s_free(ev);
 }
 
 void

@@ -30,10 +30,15 @@ struct cert_eval;
  * could not start.
  */
 struct cert_eval *cert_eval_start(struct engine *engine, const char *host,
-    enum finding_role role, STACK_OF(X509) *chain,
-    const unsigned char *staple, size_t staple_len, struct finding_list *list,
-    struct cert_eval_out *out, cert_eval_cb cb, void *arg);
-/* Abandons it: no callback; findings added so far stay.  NULLs *ev. */
+    enum finding_role role, STACK_OF(X509) * chain, const unsigned char *staple,
+    size_t staple_len, struct finding_list *list, struct cert_eval_out *out,
+    cert_eval_cb cb, void *arg);
+/*
+ * Concludes now with what is known (no AIA or OCSP answer awaited), adding
+ * the findings, without calling the callback.  NULLs *ev.
+ */
+void cert_eval_flush(struct cert_eval **ev);
+/* Abandons it: no callback, no findings.  NULLs *ev. */
 void cert_eval_cancel(struct cert_eval **ev);
 
 #endif

@@ -64,11 +64,12 @@ s_ub_done(void *mydata, int rcode, void *packet, int packet_len, int sec,
 		ans.status = DNS_FAIL;
 		ans.rcode = rcode;
 		snprintf(ans.why, sizeof(ans.why), "%s",
-		    rcode == 2 ? "SERVFAIL" : rcode == 5 ? "REFUSED"
-						  : "resolver error");
+		    rcode == 2	 ? "SERVFAIL"
+		    : rcode == 5 ? "REFUSED"
+				 : "resolver error");
 	} else {
-		(void)dns_answer_parse(packet, (size_t)packet_len, q->qtype,
-		    &ans);
+		(void)dns_answer_parse(
+		    packet, (size_t)packet_len, q->qtype, &ans);
 		if (ans.status == DNS_FAIL && ans.rcode == 2)
 			snprintf(ans.why, sizeof(ans.why), "SERVFAIL");
 	}

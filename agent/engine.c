@@ -91,8 +91,7 @@ s_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 }
 
 static int
-s_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp,
-    void *socketp)
+s_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct engine *e = userp;
 	struct curl_sock *cs = socketp;
@@ -183,10 +182,10 @@ s_resolver_to_ub(const char *in, char *out, size_t outlen)
 }
 
 static const char *const no_default_zones[] = {
-	"test. transparent",
-	"invalid. transparent",
-	"onion. transparent",
-	"home.arpa. transparent",
+    "test. transparent",
+    "invalid. transparent",
+    "onion. transparent",
+    "home.arpa. transparent",
 };
 
 static int
@@ -208,10 +207,10 @@ s_setup_resolver(struct engine *e, char *err, size_t errlen)
 	/* The resolver we forward to is the authority on every name, test
 	 * labs included: unbound's built-in answers for RFC 6761 names must
 	 * not shadow it. */
-	for (size_t i = 0; i < sizeof(no_default_zones) /
-		 sizeof(no_default_zones[0]); i++) {
-		if (ub_ctx_set_option(e->ub, "local-zone:",
-			no_default_zones[i]) != 0) {
+	for (size_t i = 0;
+	     i < sizeof(no_default_zones) / sizeof(no_default_zones[0]); i++) {
+		if (ub_ctx_set_option(
+			e->ub, "local-zone:", no_default_zones[i]) != 0) {
 			snprintf(err, errlen, "cannot configure the resolver");
 			return -1;
 		}
@@ -272,14 +271,15 @@ engine_ssl_ctx_relax(SSL_CTX *ctx)
 {
 	SSL_CTX_set_security_level(ctx, 0);
 	SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_LEGACY_SERVER_CONNECT | SSL_OP_NO_TICKET);
+	SSL_CTX_set_options(
+	    ctx, SSL_OP_LEGACY_SERVER_CONNECT | SSL_OP_NO_TICKET);
 	/* Ask for a stapled OCSP response; absence is not an error. */
 	SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp);
 }
 
 struct engine *
-engine_new(struct event_base *base, const struct engine_config *cfg,
-    char *err, size_t errlen)
+engine_new(struct event_base *base, const struct engine_config *cfg, char *err,
+    size_t errlen)
 {
 	struct engine *e;
 

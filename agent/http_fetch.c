@@ -34,7 +34,8 @@ s_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 		f->res.too_large = 1;
 	}
 	if (n > 0) {
-		unsigned char *b = realloc(f->res.body, f->res.body_len + n + 1);
+		unsigned char *b =
+		    realloc(f->res.body, f->res.body_len + n + 1);
 		if (b == NULL)
 			return 0;
 		memcpy(b + f->res.body_len, ptr, n);
@@ -54,7 +55,7 @@ s_ssl_info(const SSL *ssl, int where, int ret)
 {
 	SSL_CTX *ctx = SSL_get_SSL_CTX(ssl);
 	struct http_fetch *f;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	const unsigned char *staple;
 	long len;
 
@@ -119,8 +120,8 @@ http_fetch_start(struct engine *engine, const struct http_fetch_req *req,
 	CURL *c;
 
 	if (ssl_ex_index == -1) {
-		ssl_ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
-		    NULL);
+		ssl_ex_index =
+		    SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 		if (ssl_ex_index == -1)
 			return NULL;
 	}
@@ -143,8 +144,8 @@ http_fetch_start(struct engine *engine, const struct http_fetch_req *req,
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, f->res.error);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, s_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR,
-	    req->https_only ? "https" : "http,https");
+	curl_easy_setopt(
+	    c, CURLOPT_PROTOCOLS_STR, req->https_only ? "https" : "http,https");
 	/* RFC 8461 3.3: redirects must not be followed. */
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
@@ -172,7 +173,8 @@ http_fetch_start(struct engine *engine, const struct http_fetch_req *req,
 		char hdr[128];
 		struct curl_slist *h;
 		snprintf(hdr, sizeof(hdr), "Content-Type: %s", req->post_type);
-		/* Appended to the resolve list's owner so one free covers it. */
+		/* Appended to the resolve list's owner so one free covers it.
+		 */
 		h = curl_slist_append(NULL, hdr);
 		if (h == NULL)
 			goto fail;
@@ -223,8 +225,8 @@ http_fetch_finish(CURL *easy, CURLcode rc)
 	r = &f->res;
 	r->curl_code = rc;
 	if (r->error[0] == '\0' && rc != CURLE_OK)
-		snprintf(r->error, sizeof(r->error), "%s",
-		    curl_easy_strerror(rc));
+		snprintf(
+		    r->error, sizeof(r->error), "%s", curl_easy_strerror(rc));
 	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
 	if (curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &s) == CURLE_OK &&
 	    s != NULL)

@@ -38,7 +38,7 @@ struct http_fetch_result {
 	char tls_version[16];
 	char cipher[64];
 	long handshake_ms;
-	STACK_OF(X509) *chain; /* owned; as the server sent it */
+	STACK_OF(X509) * chain;	    /* owned; as the server sent it */
 	unsigned char *ocsp_staple; /* owned DER, or NULL */
 	size_t ocsp_staple_len;
 };

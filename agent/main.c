@@ -18,8 +18,8 @@
 #include "result_json.h"
 #include "result_text.h"
 
-#define VERSION "0.1.0"
-#define DOMAINS_MAX 1000000
+#define VERSION	     "0.1.0"
+#define DOMAINS_MAX  1000000
 #define LINE_MAX_LEN 1024
 
 struct domain_list {
@@ -97,8 +97,8 @@ s_read_domains(const char *path, struct domain_list *l)
 	int rc = 0;
 
 	if (fp == NULL) {
-		fprintf(stderr, "mtasts-agent: %s: %s\n", path,
-		    strerror(errno));
+		fprintf(
+		    stderr, "mtasts-agent: %s: %s\n", path, strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), fp) != NULL) {
@@ -139,8 +139,9 @@ s_parse_int(const char *opt, const char *s, int lo, int hi, int *out)
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno != 0 || *s == '\0' || *end != '\0' || v < lo || v > hi) {
-		fprintf(stderr, "mtasts-agent: %s: '%s' is not a number in "
-				"%d..%d\n",
+		fprintf(stderr,
+		    "mtasts-agent: %s: '%s' is not a number in "
+		    "%d..%d\n",
 		    opt, s, lo, hi);
 		return -1;
 	}
@@ -197,19 +198,21 @@ static void
 s_start_more(struct run *run)
 {
 	while (run->running < (size_t)run->concurrency &&
-	    run->next < run->domains.n) {
+	       run->next < run->domains.n) {
 		const char *d = run->domains.v[run->next++];
 		if (!probe_domain_valid(d)) {
-			fprintf(stderr, "mtasts-agent: '%s' is not a valid "
-					"domain name; skipped\n",
+			fprintf(stderr,
+			    "mtasts-agent: '%s' is not a valid "
+			    "domain name; skipped\n",
 			    d);
 			run->internal_error = 1;
 			run->done++;
 			continue;
 		}
 		if (probe_start(run->engine, d, s_on_result, run) == NULL) {
-			fprintf(stderr, "mtasts-agent: %s: cannot start the "
-					"probe\n",
+			fprintf(stderr,
+			    "mtasts-agent: %s: cannot start the "
+			    "probe\n",
 			    d);
 			run->internal_error = 1;
 			run->done++;
@@ -225,17 +228,17 @@ static int
 cmd_probe(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"resolver", required_argument, NULL, 'r'},
-		{"ca-file", required_argument, NULL, 'c'},
-		{"vantage", required_argument, NULL, 'v'},
-		{"timeout", required_argument, NULL, 't'},
-		{"concurrency", required_argument, NULL, 'n'},
-		{"json", no_argument, NULL, 'j'},
-		{"file", required_argument, NULL, 'f'},
-		{"https-port", required_argument, NULL, 'H'},
-		{"smtp-port", required_argument, NULL, 'S'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"resolver", required_argument, NULL, 'r'},
+	    {"ca-file", required_argument, NULL, 'c'},
+	    {"vantage", required_argument, NULL, 'v'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"concurrency", required_argument, NULL, 'n'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"file", required_argument, NULL, 'f'},
+	    {"https-port", required_argument, NULL, 'H'},
+	    {"smtp-port", required_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct engine_config cfg = {.timeout_s = 30, .vantage = "local"};
 	struct run run = {.concurrency = 64};
@@ -347,7 +350,8 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "probe") != 0) {
-		fprintf(stderr, "mtasts-agent: unknown command '%s'\n", argv[1]);
+		fprintf(
+		    stderr, "mtasts-agent: unknown command '%s'\n", argv[1]);
 		usage(stderr);
 		return 2;
 	}

@@ -310,7 +310,7 @@ s_policy_findings(struct probe *p)
 
 static void
 s_take_tls_facts(struct host_result *h, const char *ip, int ok,
-    const char *version, const char *cipher, long ms, STACK_OF(X509) **chain)
+    const char *version, const char *cipher, long ms, STACK_OF(X509) * *chain)
 {
 	snprintf(h->ip, sizeof(h->ip), "%s", ip);
 	h->tls_ok = ok;
@@ -337,7 +337,6 @@ s_on_eval_done(void *arg)
 	ops->eval = NULL;
 	s_done_one(ops->p);
 }
-
 
 static void
 s_start_eval(struct probe *p, struct host_ops *ops, struct host_result *h,
@@ -403,7 +402,8 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		r->policy_raw = (char *)res->body;
 		r->policy_raw_len = res->body_len;
 		res->body = NULL;
-		s_sha256_hex(r->policy_raw, r->policy_raw_len, r->policy_sha256);
+		s_sha256_hex(
+		    r->policy_raw, r->policy_raw_len, r->policy_sha256);
 	}
 
 	if (res->too_large) {
@@ -412,8 +412,8 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		    "%s sent more than %d bytes; senders stop reading there",
 		    url, POLICY_BODY_MAX);
 	} else if (res->curl_code != CURLE_OK && res->status == 0) {
-		if (s_is_tls_error(res->curl_code) || (!res->tls_done &&
-		    res->curl_code == CURLE_RECV_ERROR)) {
+		if (s_is_tls_error(res->curl_code) ||
+		    (!res->tls_done && res->curl_code == CURLE_RECV_ERROR)) {
 			finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
 			    ROLE_POLICY_HOST, h->host,
 			    "no TLS session with %s (%s): %s", h->host,
@@ -473,7 +473,8 @@ s_start_policy_fetch(struct probe *p)
 	req.url = r->policy_url;
 	req.resolve = resolve;
 	req.max_body = POLICY_BODY_MAX;
-	req.timeout_ms = p->engine->connect_timeout_ms + p->engine->io_timeout_ms;
+	req.timeout_ms =
+	    p->engine->connect_timeout_ms + p->engine->io_timeout_ms;
 	req.connect_timeout_ms = p->engine->connect_timeout_ms;
 	req.https_only = 1;
 	p->fetch = http_fetch_start(p->engine, &req, s_on_policy, p);
@@ -495,8 +496,7 @@ s_add_addrs(struct host_result *h, const struct dns_answer *ans)
 	if (v == NULL)
 		return;
 	h->addrs = v;
-	for (size_t i = 0; i < ans->n_addr && h->n_addrs < PROBE_ADDRS_MAX;
-	     i++)
+	for (size_t i = 0; i < ans->n_addr && h->n_addrs < PROBE_ADDRS_MAX; i++)
 		if ((h->addrs[h->n_addrs] = strdup(ans->addr[i])) != NULL)
 			h->n_addrs++;
 }
@@ -521,8 +521,8 @@ struct addr_ctx {
 	struct host_ops *ops;
 	struct host_result *h;
 	int family_v6;
-	void (*resolved)(struct probe *p, struct host_ops *ops,
-	    struct host_result *h);
+	void (*resolved)(
+	    struct probe *p, struct host_ops *ops, struct host_result *h);
 };
 
 static void
@@ -566,8 +566,8 @@ s_lookup_addrs(struct probe *p, struct host_ops *ops, struct host_result *h,
 		ac->resolved = resolved;
 		p->pending++;
 		if (dns_query_start(p->engine, h->host, types[i],
-			p->engine->io_timeout_ms, s_on_addr, ac, slots[i]) ==
-		    -1) {
+			p->engine->io_timeout_ms, s_on_addr, ac,
+			slots[i]) == -1) {
 			p->pending--;
 			free(ac);
 			return -1;
@@ -589,8 +589,8 @@ s_no_addr_reason(const struct host_ops *ops, int *dns_failed)
 }
 
 static void
-s_policy_host_resolved(struct probe *p, struct host_ops *ops,
-    struct host_result *h)
+s_policy_host_resolved(
+    struct probe *p, struct host_ops *ops, struct host_result *h)
 {
 	struct probe_result *r = p->res;
 	int failed;
@@ -608,8 +608,8 @@ s_policy_host_resolved(struct probe *p, struct host_ops *ops,
 	if (failed)
 		finding_add(&r->findings, F_DNS_FAILURE, ROLE_POLICY_HOST,
 		    h->host, "address lookup of %s failed: %s", h->host, why);
-	snprintf(h->error, sizeof(h->error), "%s does not resolve: %s",
-	    h->host, why);
+	snprintf(h->error, sizeof(h->error), "%s does not resolve: %s", h->host,
+	    why);
 	finding_add(&r->findings, F_POLICY_FETCH_FAILED, ROLE_POLICY_HOST,
 	    h->host, "%s does not resolve (%s)", h->host, why);
 }
@@ -656,8 +656,8 @@ s_on_smtp(struct smtp_result *sr, void *arg)
 		break;
 	case SMTP_STAGE_TLS:
 		if (!sr->tls.ok) {
-			snprintf(h->error, sizeof(h->error), "%s",
-			    sr->tls.error);
+			snprintf(
+			    h->error, sizeof(h->error), "%s", sr->tls.error);
 			finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
 			    ROLE_MX, h->host, "%s (%s): %s", h->host, sr->ip,
 			    sr->tls.error);
@@ -674,8 +674,7 @@ s_on_smtp(struct smtp_result *sr, void *arg)
 }
 
 static void
-s_mx_host_resolved(struct probe *p, struct host_ops *ops,
-    struct host_result *h)
+s_mx_host_resolved(struct probe *p, struct host_ops *ops, struct host_result *h)
 {
 	struct probe_result *r = p->res;
 	size_t i = (size_t)(ops - p->mx_ops);
@@ -687,10 +686,10 @@ s_mx_host_resolved(struct probe *p, struct host_ops *ops,
 		why = s_no_addr_reason(ops, &failed);
 		if (failed)
 			finding_add(&r->findings, F_DNS_FAILURE, ROLE_MX,
-			    h->host, "address lookup of %s failed: %s",
-			    h->host, why);
-		snprintf(h->error, sizeof(h->error), "does not resolve: %s",
-		    why);
+			    h->host, "address lookup of %s failed: %s", h->host,
+			    why);
+		snprintf(
+		    h->error, sizeof(h->error), "does not resolve: %s", why);
 		finding_add(&r->findings, F_MX_CONNECT_FAILED, ROLE_MX, h->host,
 		    "%s does not resolve (%s)", h->host, why);
 		return;
@@ -699,8 +698,8 @@ s_mx_host_resolved(struct probe *p, struct host_ops *ops,
 		return;
 	sc->p = p;
 	sc->i = i;
-	ops->smtp = smtp_starttls_start(p->engine, h->host, h->addrs,
-	    h->n_addrs, s_on_smtp, sc);
+	ops->smtp = smtp_starttls_start(
+	    p->engine, h->host, h->addrs, h->n_addrs, s_on_smtp, sc);
 	if (ops->smtp == NULL) {
 		free(sc);
 		return;
@@ -764,8 +763,8 @@ s_on_mx(struct dns_answer *ans, void *arg)
 	}
 	for (size_t i = 0; i < r->n_mx; i++)
 		if (r->mx[i].h.host != NULL)
-			(void)s_lookup_addrs(p, &p->mx_ops[i], &r->mx[i].h,
-			    s_mx_host_resolved);
+			(void)s_lookup_addrs(
+			    p, &p->mx_ops[i], &r->mx[i].h, s_mx_host_resolved);
 	s_done_one(p);
 }
 
@@ -779,7 +778,8 @@ s_match_mx(struct probe *p)
 	struct sts_policy *pol = &r->policy;
 	int applies;
 
-	applies = r->policy_parsed && r->policy_valid &&
+	applies =
+	    r->policy_parsed && r->policy_valid &&
 	    (pol->mode == STS_MODE_ENFORCE || pol->mode == STS_MODE_TESTING);
 	if (!applies)
 		return;
@@ -794,8 +794,9 @@ s_match_mx(struct probe *p)
 			    "MX %s matches no mx: line of the policy; senders "
 			    "%s mail to it",
 			    mx->h.host,
-			    pol->mode == STS_MODE_ENFORCE ? "will not deliver"
-							  : "report failures for");
+			    pol->mode == STS_MODE_ENFORCE
+				? "will not deliver"
+				: "report failures for");
 	}
 	if (!p->mx_known)
 		return;
@@ -877,11 +878,13 @@ s_deadline(evutil_socket_t fd, short what, void *arg)
 		finding_add(&r->findings, F_POLICY_FETCH_FAILED,
 		    ROLE_POLICY_HOST, r->policy_host.host, "%s: %s",
 		    r->policy_url, msg);
+	cert_eval_flush(&p->policy_ops.eval);
 	for (size_t i = 0; i < r->n_mx; i++) {
 		struct host_ops *o = &p->mx_ops[i];
 		if (o->smtp != NULL || o->qa != NULL || o->qaaaa != NULL)
 			finding_add(&r->findings, F_MX_CONNECT_FAILED, ROLE_MX,
 			    r->mx[i].h.host, "%s", msg);
+		cert_eval_flush(&o->eval);
 	}
 	s_match_mx(p);
 	r->duration_ms = (long)(engine_now_ms() - p->started_ms);
@@ -899,8 +902,8 @@ s_kick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct probe *
-probe_start(struct engine *engine, const char *domain, probe_done_cb cb,
-    void *arg)
+probe_start(
+    struct engine *engine, const char *domain, probe_done_cb cb, void *arg)
 {
 	struct probe *p;
 	struct probe_result *r;
@@ -973,8 +976,8 @@ probe_start(struct engine *engine, const char *domain, probe_done_cb cb,
 		p->pending--;
 	free(sts);
 	free(rpt);
-	(void)s_lookup_addrs(p, &p->policy_ops, &r->policy_host,
-	    s_policy_host_resolved);
+	(void)s_lookup_addrs(
+	    p, &p->policy_ops, &r->policy_host, s_policy_host_resolved);
 	/* Our own reference is dropped from the loop, so the callback never
 	 * runs inside this function even if every lookup failed at once. */
 	p->kick = evtimer_new(engine->base, s_kick, p);

@@ -13,9 +13,9 @@
 #include "finding.h"
 #include "policy_parse.h"
 
-#define PROBE_MX_MAX 10	       /* MX hosts probed per domain */
-#define PROBE_ADDRS_MAX 8      /* addresses kept per host */
-#define POLICY_BODY_MAX 65536  /* RFC 8461 3.3: 64 KiB */
+#define PROBE_MX_MAX	10    /* MX hosts probed per domain */
+#define PROBE_ADDRS_MAX 8     /* addresses kept per host */
+#define POLICY_BODY_MAX 65536 /* RFC 8461 3.3: 64 KiB */
 
 /* What was learnt about one TLS endpoint (policy host or MX). */
 struct host_result {
@@ -28,8 +28,8 @@ struct host_result {
 	char tls_version[16];
 	char cipher[64];
 	long handshake_ms;
-	STACK_OF(X509) *chain; /* owned, as sent */
-	int evaluated;	       /* eval below is meaningful */
+	STACK_OF(X509) * chain; /* owned, as sent */
+	int evaluated;		/* eval below is meaningful */
 	struct cert_eval_out eval;
 	char error[320]; /* why no TLS facts, "" otherwise */
 };
@@ -92,8 +92,8 @@ struct probe;
  * cb from the event loop, always exactly once unless the probe is
  * cancelled.  Returns NULL when the probe could not start (out of memory).
  */
-struct probe *probe_start(struct engine *engine, const char *domain,
-    probe_done_cb cb, void *arg);
+struct probe *probe_start(
+    struct engine *engine, const char *domain, probe_done_cb cb, void *arg);
 /* Abandons a running probe; no callback. NULLs *probe. */
 void probe_cancel(struct probe **probe);
 

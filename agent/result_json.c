@@ -103,7 +103,7 @@ s_strv(char *const *v, size_t n)
 }
 
 static json_t *
-s_chain(STACK_OF(X509) *chain)
+s_chain(STACK_OF(X509) * chain)
 {
 	json_t *a = json_array();
 
@@ -115,8 +115,8 @@ s_chain(STACK_OF(X509) *chain)
 			continue;
 		c = json_object();
 		json_object_set_new(c, "sha256", json_string(ci.sha256));
-		json_object_set_new(c, "spki_sha256",
-		    json_string(ci.spki_sha256));
+		json_object_set_new(
+		    c, "spki_sha256", json_string(ci.spki_sha256));
 		json_object_set_new(c, "subject", s_str(ci.subject));
 		json_object_set_new(c, "issuer", s_str(ci.issuer));
 		json_object_set_new(c, "serial", json_string(ci.serial));
@@ -127,8 +127,8 @@ s_chain(STACK_OF(X509) *chain)
 		json_object_set_new(c, "key_bits", json_integer(ci.key_bits));
 		json_object_set_new(c, "sig_alg", json_string(ci.sig_alg));
 		json_object_set_new(c, "ocsp_url", s_str(ci.ocsp_url));
-		json_object_set_new(c, "ca_issuers_url",
-		    s_str(ci.ca_issuers_url));
+		json_object_set_new(
+		    c, "ca_issuers_url", s_str(ci.ca_issuers_url));
 		json_array_append_new(a, c);
 		cert_info_free(&ci);
 	}
@@ -155,20 +155,21 @@ static void
 s_host_fields(json_t *o, const struct host_result *h)
 {
 	json_object_set_new(o, "host", s_str(h->host));
-	json_object_set_new(o, "ip", h->ip[0] ? json_string(h->ip) : json_null());
+	json_object_set_new(
+	    o, "ip", h->ip[0] ? json_string(h->ip) : json_null());
 	json_object_set_new(o, "addresses", s_strv(h->addrs, h->n_addrs));
 	json_object_set_new(o, "tls_version",
 	    h->tls_ok ? json_string(h->tls_version) : json_null());
-	json_object_set_new(o, "cipher",
-	    h->tls_ok ? json_string(h->cipher) : json_null());
+	json_object_set_new(
+	    o, "cipher", h->tls_ok ? json_string(h->cipher) : json_null());
 	json_object_set_new(o, "verified",
 	    json_boolean(h->tls_ok && h->evaluated && h->eval.verified));
 	json_object_set_new(o, "handshake_ms",
 	    h->tls_ok ? json_integer(h->handshake_ms) : json_null());
 	json_object_set_new(o, "ocsp", s_str(s_ocsp_name(h)));
 	json_object_set_new(o, "chain", s_chain(h->chain));
-	json_object_set_new(o, "error", h->error[0] ? s_str(h->error)
-						    : json_null());
+	json_object_set_new(
+	    o, "error", h->error[0] ? s_str(h->error) : json_null());
 }
 
 static json_t *
@@ -180,8 +181,8 @@ s_findings(const struct finding_list *l)
 		const struct finding *f = &l->v[i];
 		const char *rpt = finding_rfc8460_type(f->code, f->role);
 		json_t *o = json_object();
-		json_object_set_new(o, "code",
-		    json_string(finding_code_name(f->code)));
+		json_object_set_new(
+		    o, "code", json_string(finding_code_name(f->code)));
 		json_object_set_new(o, "severity",
 		    json_string(finding_severity_name(f->severity)));
 		json_object_set_new(o, "subject", s_str(f->subject));
@@ -202,9 +203,10 @@ result_json(const struct probe_result *r)
 	if (o == NULL)
 		return NULL;
 	gmtime_r(&r->started_at.tv_sec, &tm);
-	snprintf(started, sizeof(started), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, r->started_at.tv_nsec / 1000000);
+	snprintf(started, sizeof(started),
+	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    r->started_at.tv_nsec / 1000000);
 
 	json_object_set_new(o, "domain", s_str(r->domain));
 	json_object_set_new(o, "vantage", s_str(r->vantage));
@@ -214,10 +216,10 @@ result_json(const struct probe_result *r)
 	json_object_set_new(o, "resolver", s_str(r->resolver));
 
 	sts = json_object();
-	json_object_set_new(sts, "records",
-	    s_strv(r->sts_records, r->n_sts_records));
-	json_object_set_new(sts, "id",
-	    r->sts_id[0] ? json_string(r->sts_id) : json_null());
+	json_object_set_new(
+	    sts, "records", s_strv(r->sts_records, r->n_sts_records));
+	json_object_set_new(
+	    sts, "id", r->sts_id[0] ? json_string(r->sts_id) : json_null());
 	json_object_set_new(sts, "valid", json_boolean(r->sts_valid));
 	json_object_set_new(o, "sts_txt", sts);
 
@@ -226,20 +228,19 @@ result_json(const struct probe_result *r)
 	json_object_set_new(pol, "http_status",
 	    r->http_status ? json_integer(r->http_status) : json_null());
 	json_object_set_new(pol, "content_type", s_str(r->content_type));
-	json_object_set_new(pol, "sha256", r->policy_sha256[0]
-		? json_string(r->policy_sha256)
-		: json_null());
-	json_object_set_new(pol, "mode", r->policy_parsed &&
-		r->policy.mode != STS_MODE_UNSET
+	json_object_set_new(pol, "sha256",
+	    r->policy_sha256[0] ? json_string(r->policy_sha256) : json_null());
+	json_object_set_new(pol, "mode",
+	    r->policy_parsed && r->policy.mode != STS_MODE_UNSET
 		? json_string(policy_mode_name(r->policy.mode))
 		: json_null());
 	json_object_set_new(pol, "mx", s_strv(r->policy.mx, r->policy.n_mx));
-	json_object_set_new(pol, "max_age", r->policy_parsed &&
-		r->policy.max_age >= 0
+	json_object_set_new(pol, "max_age",
+	    r->policy_parsed && r->policy.max_age >= 0
 		? json_integer(r->policy.max_age)
 		: json_null());
-	json_object_set_new(pol, "valid",
-	    json_boolean(r->policy_parsed && r->policy_valid));
+	json_object_set_new(
+	    pol, "valid", json_boolean(r->policy_parsed && r->policy_valid));
 	json_object_set_new(pol, "raw",
 	    r->policy_raw ? result_json_text(r->policy_raw, r->policy_raw_len)
 			  : json_null());
@@ -256,19 +257,19 @@ result_json(const struct probe_result *r)
 		if (mx->h.host == NULL)
 			continue;
 		s_host_fields(m, &mx->h);
-		json_object_set_new(m, "preference",
-		    json_integer(mx->preference));
+		json_object_set_new(
+		    m, "preference", json_integer(mx->preference));
 		json_object_set_new(m, "starttls", json_boolean(mx->starttls));
-		json_object_set_new(m, "policy_match", mx->policy_match < 0
-			? json_null()
-			: json_boolean(mx->policy_match));
+		json_object_set_new(m, "policy_match",
+		    mx->policy_match < 0 ? json_null()
+					 : json_boolean(mx->policy_match));
 		json_array_append_new(mxa, m);
 	}
 	json_object_set_new(o, "mx", mxa);
 
 	rpt = json_object();
-	json_object_set_new(rpt, "records",
-	    s_strv(r->tlsrpt_records, r->n_tlsrpt_records));
+	json_object_set_new(
+	    rpt, "records", s_strv(r->tlsrpt_records, r->n_tlsrpt_records));
 	json_object_set_new(rpt, "rua", s_strv(r->rua, r->n_rua));
 	json_object_set_new(rpt, "valid", json_boolean(r->tlsrpt_valid));
 	json_object_set_new(o, "tlsrpt", rpt);

@@ -59,8 +59,8 @@ result_text_print(FILE *fp, const struct probe_result *r, int colour)
 	}
 	fprintf(fp, "%s", colour ? C_BLD : "");
 	s_safe(fp, r->domain);
-	fprintf(fp, "%s  vantage=%s %ldms%s: ", colour ? C_OFF : "",
-	    r->vantage, r->duration_ms, r->completed ? "" : " (timed out)");
+	fprintf(fp, "%s  vantage=%s %ldms%s: ", colour ? C_OFF : "", r->vantage,
+	    r->duration_ms, r->completed ? "" : " (timed out)");
 	if (nerr)
 		fprintf(fp, "%s%zu error%s%s", colour ? C_RED : "", nerr,
 		    nerr == 1 ? "" : "s", colour ? C_OFF : "");
@@ -81,8 +81,9 @@ result_text_print(FILE *fp, const struct probe_result *r, int colour)
 	fputc('\n', fp);
 	fprintf(fp, "  %-10s ", "policy");
 	if (r->policy_parsed) {
-		fprintf(fp, "mode=%s max_age=%ld mx=",
-		    policy_mode_name(r->policy.mode), r->policy.max_age);
+		fprintf(fp,
+		    "mode=%s max_age=%ld mx=", policy_mode_name(r->policy.mode),
+		    r->policy.max_age);
 		for (size_t i = 0; i < r->policy.n_mx; i++) {
 			if (i)
 				fputc(',', fp);
@@ -111,9 +112,9 @@ result_text_print(FILE *fp, const struct probe_result *r, int colour)
 	fprintf(fp, "%s\n", r->n_rua ? "" : "-");
 	for (size_t i = 0; i < r->findings.n; i++) {
 		const struct finding *f = &r->findings.v[i];
-		const char *c = f->severity == SEV_ERROR ? C_RED
-		    : f->severity == SEV_WARNING	 ? C_YEL
-							 : C_CYA;
+		const char *c = f->severity == SEV_ERROR     ? C_RED
+				: f->severity == SEV_WARNING ? C_YEL
+							     : C_CYA;
 		fprintf(fp, "  %s%-7s%s %s ", colour ? c : "",
 		    finding_severity_name(f->severity), colour ? C_OFF : "",
 		    finding_code_name(f->code));

@@ -12,7 +12,7 @@
 #include "smtp_reply.h"
 
 #define SMTP_ADDRS_MAX 8
-#define SMTP_BUF_MAX 16384
+#define SMTP_BUF_MAX   16384
 
 enum smtp_state { ST_CONNECTING, ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS };
 
@@ -71,9 +71,8 @@ s_finish(struct smtp_starttls *s)
 
 /* A failure after the TCP connect ends the probe of this host: another
  * address of the same host would most likely say the same. */
-static void
-s_fail(struct smtp_starttls *s, enum smtp_stage stage, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void s_fail(struct smtp_starttls *s, enum smtp_stage stage,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void
 s_fail(struct smtp_starttls *s, enum smtp_stage stage, const char *fmt, ...)
@@ -124,7 +123,8 @@ s_tls_done(struct tls_result *r, void *arg)
 	s_finish(s);
 }
 
-static void
+/* Returns 1 when the dialogue goes on, 0 when s is finished and freed. */
+static int
 s_on_reply(struct smtp_starttls *s, const struct smtp_reply *rep)
 {
 	char cmd[300];
@@ -134,39 +134,42 @@ s_on_reply(struct smtp_starttls *s, const struct smtp_reply *rep)
 		if (rep->code != 220) {
 			s_fail(s, SMTP_STAGE_GREETING, "greeting %d %s",
 			    rep->code, rep->first_line);
-			return;
+			return 0;
 		}
 		snprintf(cmd, sizeof(cmd), "EHLO %s\r\n", s->engine->helo_name);
 		if (s_send(s, cmd) == -1) {
 			s_fail(s, SMTP_STAGE_GREETING, "cannot send EHLO");
-			return;
+			return 0;
 		}
 		s->state = ST_EHLO;
-		break;
+		s->res.stage = SMTP_STAGE_EHLO;
+		return 1;
 	case ST_EHLO:
 		if (rep->code != 250) {
 			s_fail(s, SMTP_STAGE_EHLO, "EHLO answered %d %s",
 			    rep->code, rep->first_line);
-			return;
+			return 0;
 		}
 		if (!rep->has_starttls) {
 			(void)s_send(s, "QUIT\r\n");
 			s_fail(s, SMTP_STAGE_NO_STARTTLS,
 			    "EHLO reply does not offer STARTTLS");
-			return;
+			return 0;
 		}
 		s->res.starttls = 1;
 		if (s_send(s, "STARTTLS\r\n") == -1) {
 			s_fail(s, SMTP_STAGE_STARTTLS, "cannot send STARTTLS");
-			return;
+			return 0;
 		}
 		s->state = ST_STARTTLS;
-		break;
+		s->res.stage = SMTP_STAGE_STARTTLS;
+		return 1;
 	case ST_STARTTLS:
 		if (rep->code != 220) {
-			s_fail(s, SMTP_STAGE_STARTTLS, "STARTTLS answered %d %s",
-			    rep->code, rep->first_line);
-			return;
+			s_fail(s, SMTP_STAGE_STARTTLS,
+			    "STARTTLS answered %d %s", rep->code,
+			    rep->first_line);
+			return 0;
 		}
 		/* Anything the server sent after its 220 would be plaintext
 		 * injected into the TLS session (CVE-2011-0411): dropped. */
@@ -176,14 +179,14 @@ s_on_reply(struct smtp_starttls *s, const struct smtp_reply *rep)
 		s->state = ST_TLS;
 		s->tls = tls_conn_start(s->engine, s->fd, s->host,
 		    s->engine->io_timeout_ms, s_tls_done, s);
-		if (s->tls == NULL)
+		if (s->tls == NULL) {
 			s_fail(s, SMTP_STAGE_STARTTLS, "cannot start TLS");
-		return;
+			return 0;
+		}
+		return 0; /* alive, but the TLS layer owns the socket now */
 	default:
-		return;
+		return 0;
 	}
-	if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
-		s_fail(s, s->res.stage, "out of memory");
 }
 
 static void
@@ -196,39 +199,33 @@ s_on_readable(struct smtp_starttls *s)
 
 	n = read(s->fd, s->buf + s->buf_len, sizeof(s->buf) - s->buf_len);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
-		(void)s_wait(s, EV_READ, s->engine->io_timeout_ms);
+		if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
+			s_fail(s, s->res.stage, "out of memory");
 		return;
 	}
 	if (n <= 0) {
-		s_fail(s,
-		    s->state == ST_GREETING ? SMTP_STAGE_GREETING
-		    : s->state == ST_EHLO   ? SMTP_STAGE_EHLO
-					    : SMTP_STAGE_STARTTLS,
-		    "connection closed by the server%s%s",
+		s_fail(s, s->res.stage, "connection closed by the server%s%s",
 		    n == -1 ? ": " : "", n == -1 ? strerror(errno) : "");
 		return;
 	}
 	s->buf_len += (size_t)n;
-	rc = smtp_reply_parse(s->buf, s->buf_len, &rep, &used);
-	if (rc == 0) {
-		if (s->buf_len == sizeof(s->buf)) {
-			s_fail(s, SMTP_STAGE_GREETING, "reply over %d bytes",
-			    SMTP_BUF_MAX);
+	/* A server may answer several commands in one segment. */
+	while ((rc = smtp_reply_parse(s->buf, s->buf_len, &rep, &used)) == 1) {
+		memmove(s->buf, s->buf + used, s->buf_len - used);
+		s->buf_len -= used;
+		if (!s_on_reply(s, &rep))
 			return;
-		}
-		(void)s_wait(s, EV_READ, s->engine->io_timeout_ms);
-		return;
 	}
 	if (rc == -1) {
-		s_fail(s,
-		    s->state == ST_GREETING ? SMTP_STAGE_GREETING
-					    : SMTP_STAGE_EHLO,
-		    "malformed SMTP reply");
+		s_fail(s, s->res.stage, "malformed SMTP reply");
 		return;
 	}
-	memmove(s->buf, s->buf + used, s->buf_len - used);
-	s->buf_len -= used;
-	s_on_reply(s, &rep);
+	if (s->buf_len == sizeof(s->buf)) {
+		s_fail(s, s->res.stage, "reply over %d bytes", SMTP_BUF_MAX);
+		return;
+	}
+	if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
+		s_fail(s, s->res.stage, "out of memory");
 }
 
 static void
@@ -256,11 +253,8 @@ s_on_event(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (what & EV_TIMEOUT) {
-		s_fail(s,
-		    s->state == ST_GREETING ? SMTP_STAGE_GREETING
-		    : s->state == ST_EHLO   ? SMTP_STAGE_EHLO
-					    : SMTP_STAGE_STARTTLS,
-		    "no reply within %d ms", s->engine->io_timeout_ms);
+		s_fail(s, s->res.stage, "no reply within %d ms",
+		    s->engine->io_timeout_ms);
 		return;
 	}
 	s_on_readable(s);
@@ -274,12 +268,12 @@ s_try_next(struct smtp_starttls *s)
 	while (s->next_addr < s->n_addrs) {
 		const char *ip = s->addrs[s->next_addr++];
 		snprintf(s->res.ip, sizeof(s->res.ip), "%s", ip);
-		s->fd = net_connect_start(ip, s->engine->cfg.smtp_port, err,
-		    sizeof(err));
+		s->fd = net_connect_start(
+		    ip, s->engine->cfg.smtp_port, err, sizeof(err));
 		if (s->fd != -1) {
 			s->state = ST_CONNECTING;
-			if (s_wait(s, EV_WRITE, s->engine->connect_timeout_ms) ==
-			    0)
+			if (s_wait(s, EV_WRITE,
+				s->engine->connect_timeout_ms) == 0)
 				return;
 			s_close_fd(s);
 			snprintf(err, sizeof(err), "out of memory");
@@ -302,8 +296,8 @@ s_kickoff(evutil_socket_t fd, short what, void *arg)
 }
 
 struct smtp_starttls *
-smtp_starttls_start(struct engine *engine, const char *host,
-    char *const *addrs, size_t n, smtp_starttls_cb cb, void *arg)
+smtp_starttls_start(struct engine *engine, const char *host, char *const *addrs,
+    size_t n, smtp_starttls_cb cb, void *arg)
 {
 	struct smtp_starttls *s;
 	struct timeval now = {0, 0};

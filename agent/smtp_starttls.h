@@ -6,19 +6,19 @@
 #include "tls_conn.h"
 
 enum smtp_stage {
-	SMTP_STAGE_CONNECT,  /* no TCP connection to any address */
-	SMTP_STAGE_GREETING, /* connected; no usable 220 greeting */
-	SMTP_STAGE_EHLO,     /* EHLO refused or malformed */
+	SMTP_STAGE_CONNECT,	/* no TCP connection to any address */
+	SMTP_STAGE_GREETING,	/* connected; no usable 220 greeting */
+	SMTP_STAGE_EHLO,	/* EHLO refused or malformed */
 	SMTP_STAGE_NO_STARTTLS, /* EHLO fine, STARTTLS not offered */
-	SMTP_STAGE_STARTTLS, /* STARTTLS refused */
-	SMTP_STAGE_TLS	     /* reached the TLS handshake (see tls.ok) */
+	SMTP_STAGE_STARTTLS,	/* STARTTLS refused */
+	SMTP_STAGE_TLS		/* reached the TLS handshake (see tls.ok) */
 };
 
 struct smtp_result {
 	enum smtp_stage stage;
-	char ip[64];	   /* the address the dialogue ran on */
-	char error[320];   /* what went wrong at stage, "" when fine */
-	int starttls;	   /* STARTTLS was offered */
+	char ip[64];	       /* the address the dialogue ran on */
+	char error[320];       /* what went wrong at stage, "" when fine */
+	int starttls;	       /* STARTTLS was offered */
 	struct tls_result tls; /* owned; filled at SMTP_STAGE_TLS */
 };
 

@@ -122,8 +122,8 @@ s_step(evutil_socket_t fd, short what, void *arg)
 	}
 	err = SSL_get_error(c->ssl, rc);
 	if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-		if (s_wait(c, err == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE) ==
-		    0)
+		if (s_wait(c,
+			err == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE) == 0)
 			return;
 		snprintf(c->res.error, sizeof(c->res.error), "out of memory");
 		s_finish(c);

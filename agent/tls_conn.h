@@ -15,7 +15,7 @@ struct tls_result {
 	char version[16]; /* "TLSv1.3" */
 	char cipher[64];
 	long handshake_ms;
-	STACK_OF(X509) *chain; /* owned: the chain as the server sent it */
+	STACK_OF(X509) * chain;	    /* owned: the chain as the server sent it */
 	unsigned char *ocsp_staple; /* owned DER, or NULL */
 	size_t ocsp_staple_len;
 };
@@ -37,8 +37,8 @@ struct tls_conn;
  * it after the callback) with SNI sni, within timeout_ms.  Returns NULL if
  * it could not start.
  */
-struct tls_conn *tls_conn_start(struct engine *engine, int fd,
-    const char *sni, int timeout_ms, tls_conn_cb cb, void *arg);
+struct tls_conn *tls_conn_start(struct engine *engine, int fd, const char *sni,
+    int timeout_ms, tls_conn_cb cb, void *arg);
 /* Abandons a handshake; its callback is not called.  NULLs *conn. */
 void tls_conn_cancel(struct tls_conn **conn);
 

@@ -93,8 +93,8 @@ s_add_addr(struct dns_answer *out, int af, const unsigned char *rd)
 }
 
 int
-dns_answer_parse(const unsigned char *pkt, size_t len, int qtype,
-    struct dns_answer *out)
+dns_answer_parse(
+    const unsigned char *pkt, size_t len, int qtype, struct dns_answer *out)
 {
 	ns_msg msg;
 	ns_rr rr;
@@ -155,8 +155,9 @@ dns_answer_parse(const unsigned char *pkt, size_t len, int qtype,
 			if (rdlen < 3)
 				goto malformed;
 			mx->preference = ns_get16(rd);
-			if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg),
-				rd + 2, mx->host, sizeof(mx->host)) == -1)
+			if (ns_name_uncompress(ns_msg_base(msg),
+				ns_msg_end(msg), rd + 2, mx->host,
+				sizeof(mx->host)) == -1)
 				goto malformed;
 			s_lower_name(mx->host);
 			out->n_mx++;
@@ -166,8 +167,8 @@ dns_answer_parse(const unsigned char *pkt, size_t len, int qtype,
 			break;
 		}
 	}
-	out->status = (out->n_txt + out->n_mx + out->n_addr) ? DNS_OK
-							     : DNS_NODATA;
+	out->status =
+	    (out->n_txt + out->n_mx + out->n_addr) ? DNS_OK : DNS_NODATA;
 	return 0;
 malformed:
 	dns_answer_clear(out);

@@ -4,9 +4,9 @@
 
 #include <stddef.h>
 
-#define DNS_TYPE_A 1
-#define DNS_TYPE_MX 15
-#define DNS_TYPE_TXT 16
+#define DNS_TYPE_A    1
+#define DNS_TYPE_MX   15
+#define DNS_TYPE_TXT  16
 #define DNS_TYPE_AAAA 28
 
 #define DNS_RECORDS_MAX 64 /* further records of a type are ignored */
@@ -43,8 +43,8 @@ struct dns_answer {
  * malloc: release with dns_answer_clear().  Returns 0, or -1 when the
  * packet is malformed (out->status is then DNS_FAIL).
  */
-int dns_answer_parse(const unsigned char *pkt, size_t len, int qtype,
-    struct dns_answer *out);
+int dns_answer_parse(
+    const unsigned char *pkt, size_t len, int qtype, struct dns_answer *out);
 void dns_answer_clear(struct dns_answer *ans);
 const char *dns_status_name(enum dns_status status);
 

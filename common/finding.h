@@ -70,8 +70,8 @@ int finding_code_from_name(const char *name);
 enum severity finding_default_severity(enum finding_code code);
 const char *finding_severity_name(enum severity sev);
 /* The RFC 8460 result type a sender would report, or NULL when none. */
-const char *finding_rfc8460_type(enum finding_code code,
-    enum finding_role role);
+const char *finding_rfc8460_type(
+    enum finding_code code, enum finding_role role);
 
 /*
  * Appends a finding with the code's default severity.  detail is a printf

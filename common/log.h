@@ -2,8 +2,12 @@
 #ifndef MTASTS_LOG_H
 #define MTASTS_LOG_H
 
-enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO,
-	LOG_LEVEL_DEBUG };
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
 
 /* Messages above level are dropped; the default is LOG_LEVEL_WARN. */
 void log_set_level(enum log_level level);

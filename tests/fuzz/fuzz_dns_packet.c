@@ -9,8 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const int types[] = {DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_MX,
-		DNS_TYPE_TXT};
+	static const int types[] = {
+	    DNS_TYPE_A, DNS_TYPE_AAAA, DNS_TYPE_MX, DNS_TYPE_TXT};
 	struct dns_answer a;
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {

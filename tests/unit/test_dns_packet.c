@@ -233,14 +233,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_txt_strings_joined),
-		cmocka_unit_test(test_txt_after_cname),
-		cmocka_unit_test(test_mx_decoded_lowercase),
-		cmocka_unit_test(test_null_mx),
-		cmocka_unit_test(test_addresses),
-		cmocka_unit_test(test_status_kinds),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_record_cap),
+	    cmocka_unit_test(test_txt_strings_joined),
+	    cmocka_unit_test(test_txt_after_cname),
+	    cmocka_unit_test(test_mx_decoded_lowercase),
+	    cmocka_unit_test(test_null_mx),
+	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_status_kinds),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_record_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,323 @@
+/* tlsrpt_parse.c -- parser of the _smtp._tls TXT record (RFC 8460 sec. 3). */
+#include "tlsrpt_parse.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define TLSRPT_VERSION	   "v=TLSRPTv1"
+#define TLSRPT_VERSION_LEN (sizeof(TLSRPT_VERSION) - 1)
+#define EXT_NAME_MAX	   32
+#define URI_SHOWN_MAX	   80 /* longest URI quoted in a reason */
+
+static void s_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+s_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int
+s_is_wsp(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int
+s_is_alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+static int
+s_is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+/* tlsrpt-ext-value: %x21-3A / %x3C / %x3E-7E, i.e. VCHAR but ";" and "=". */
+static int
+s_is_value_char(unsigned char c)
+{
+	return c >= 0x21 && c <= 0x7e && c != ';' && c != '=';
+}
+
+/*
+ * Bytes RFC 3986 allows in a URI, less "," and "!" which RFC 8460 requires
+ * to be percent-encoded (they separate URIs in DMARC-style lists), and less
+ * ";" which ends the field.
+ */
+static int
+s_is_uri_char(unsigned char c)
+{
+	if (c < 0x21 || c > 0x7e)
+		return 0;
+	return strchr("\"<>\\^`{|},!;", c) == NULL;
+}
+
+static size_t
+s_skip_wsp(const char *rec, size_t len, size_t pos)
+{
+	while (pos < len && s_is_wsp((unsigned char)rec[pos]))
+		pos++;
+	return pos;
+}
+
+int
+tlsrpt_is_tlsrpt(const char *rec, size_t len)
+{
+	size_t pos;
+
+	if (rec == NULL || len < TLSRPT_VERSION_LEN ||
+	    memcmp(rec, TLSRPT_VERSION, TLSRPT_VERSION_LEN) != 0)
+		return 0;
+	pos = s_skip_wsp(rec, len, TLSRPT_VERSION_LEN);
+	return pos == len || rec[pos] == ';';
+}
+
+/* Checks the scheme and the part a report can be sent to. */
+static int
+s_uri_valid(const char *uri, size_t len, char *err, size_t errlen)
+{
+	const char *p, *end = uri + len, *at, *host_end;
+	int shown = (int)(len > URI_SHOWN_MAX ? URI_SHOWN_MAX : len);
+
+	/* Schemes are case-insensitive (RFC 3986 section 3.1). */
+	if (len >= 7 && strncasecmp(uri, "mailto:", 7) == 0) {
+		p = uri + 7;
+		host_end = memchr(p, '?', (size_t)(end - p));
+		if (host_end == NULL)
+			host_end = end;
+		at = memchr(p, '@', (size_t)(host_end - p));
+		if (at == NULL || at == p || at + 1 == host_end) {
+			s_err(err, errlen,
+			    "rua URI \"%.*s\" is not a mailto: "
+			    "with an address",
+			    shown, uri);
+			return -1;
+		}
+		return 0;
+	}
+	if (len >= 6 && strncasecmp(uri, "https:", 6) == 0) {
+		p = uri + 6;
+		if (end - p < 3 || p[0] != '/' || p[1] != '/') {
+			s_err(err, errlen, "rua URI \"%.*s\" has no //host",
+			    shown, uri);
+			return -1;
+		}
+		p += 2;
+		host_end = p;
+		while (host_end < end && *host_end != '/' && *host_end != '?' &&
+		       *host_end != '#')
+			host_end++;
+		/* Skip any userinfo; what follows must name a host. */
+		for (const char *q = p; q < host_end; q++) {
+			if (*q == '@')
+				p = q + 1;
+		}
+		if (p == host_end || *p == ':') {
+			s_err(err, errlen, "rua URI \"%.*s\" has no //host",
+			    shown, uri);
+			return -1;
+		}
+		return 0;
+	}
+	s_err(err, errlen,
+	    "rua URI \"%.*s\" is neither mailto: nor https:", shown, uri);
+	return -1;
+}
+
+/*
+ * Reads the URI list of a rua field starting at rec[*pos].  URIs are stored
+ * in out only when store is set: the first rua field wins, as a repeated id
+ * does in sts_txt.c.
+ */
+static int
+s_parse_rua(const char *rec, size_t len, size_t *pos, int store,
+    struct tlsrpt_record *out, size_t *n_seen, char *err, size_t errlen)
+{
+	size_t p = *pos, start;
+	unsigned char c;
+	char *copy;
+
+	for (;;) {
+		start = p;
+		while (p < len && s_is_uri_char((unsigned char)rec[p])) {
+			if (rec[p] == '%' &&
+			    (len - p < 3 ||
+				!s_is_hex((unsigned char)rec[p + 1]) ||
+				!s_is_hex((unsigned char)rec[p + 2]))) {
+				s_err(err, errlen,
+				    "bad percent-encoding at "
+				    "offset %zu in rua",
+				    p);
+				return -1;
+			}
+			p++;
+		}
+		if (p < len) {
+			c = (unsigned char)rec[p];
+			if (c != ';' && c != ',' && !s_is_wsp(c)) {
+				s_err(err, errlen,
+				    "invalid byte 0x%02x at "
+				    "offset %zu in rua",
+				    c, p);
+				return -1;
+			}
+		}
+		if (p == start) {
+			s_err(err, errlen, "empty URI in rua at offset %zu", p);
+			return -1;
+		}
+		if (++*n_seen > TLSRPT_RUA_MAX) {
+			s_err(err, errlen, "more than %d rua URIs",
+			    TLSRPT_RUA_MAX);
+			return -1;
+		}
+		if (store) {
+			copy = strndup(rec + start, p - start);
+			if (copy == NULL) {
+				s_err(err, errlen, "out of memory");
+				return -1;
+			}
+			out->rua[out->n_rua++] = copy;
+		}
+		if (s_uri_valid(rec + start, p - start, err, errlen) == -1)
+			return -1;
+
+		/* A "," after optional WSP continues the list. */
+		*pos = p;
+		p = s_skip_wsp(rec, len, p);
+		if (p == len || rec[p] != ',')
+			return 0;
+		p = s_skip_wsp(rec, len, p + 1);
+	}
+}
+
+static int
+s_parse_field(const char *rec, size_t len, size_t *pos,
+    struct tlsrpt_record *out, int *have_rua, char *err, size_t errlen)
+{
+	size_t start = *pos, p = *pos, name_len, vstart, n_seen = 0;
+	unsigned char c;
+	int rc;
+
+	c = (unsigned char)rec[p];
+	if (!s_is_alnum(c)) {
+		s_err(err, errlen,
+		    "invalid byte 0x%02x at offset %zu, "
+		    "expected a field name",
+		    c, p);
+		return -1;
+	}
+	while (p < len && (s_is_alnum((unsigned char)rec[p]) || rec[p] == '_' ||
+			      rec[p] == '-' || rec[p] == '.'))
+		p++;
+	name_len = p - start;
+	if (p == len || rec[p] != '=') {
+		s_err(err, errlen, "field \"%.*s\" has no '=' at offset %zu",
+		    (int)(name_len > EXT_NAME_MAX ? EXT_NAME_MAX : name_len),
+		    rec + start, p);
+		return -1;
+	}
+	if (name_len > EXT_NAME_MAX) {
+		s_err(err, errlen, "field name longer than %d characters",
+		    EXT_NAME_MAX);
+		return -1;
+	}
+	vstart = ++p;
+
+	/* tlsrpt-rua is case-sensitive (%s"rua="): "RUA=" is an extension. */
+	if (name_len == 3 && memcmp(rec + start, "rua", 3) == 0) {
+		*pos = p;
+		rc = s_parse_rua(
+		    rec, len, pos, !*have_rua, out, &n_seen, err, errlen);
+		*have_rua = 1;
+		return rc;
+	}
+	while (p < len && s_is_value_char((unsigned char)rec[p]))
+		p++;
+	if (p < len && rec[p] != ';' && !s_is_wsp((unsigned char)rec[p])) {
+		s_err(err, errlen,
+		    "invalid byte 0x%02x at offset %zu in "
+		    "field \"%.*s\"",
+		    (unsigned char)rec[p], p, (int)name_len, rec + start);
+		return -1;
+	}
+	if (p == vstart) {
+		s_err(err, errlen, "field \"%.*s\" has an empty value",
+		    (int)name_len, rec + start);
+		return -1;
+	}
+	*pos = p;
+	return 0;
+}
+
+int
+tlsrpt_parse(const char *rec, size_t len, struct tlsrpt_record *out, char *err,
+    size_t errlen)
+{
+	size_t pos;
+	int have_rua = 0;
+
+	memset(out, 0, sizeof(*out));
+	s_err(err, errlen, "%s", "");
+	if (!tlsrpt_is_tlsrpt(rec, len)) {
+		s_err(err, errlen,
+		    "record does not begin with "
+		    "\"v=TLSRPTv1;\"");
+		return -1;
+	}
+	out->rua = calloc(TLSRPT_RUA_MAX, sizeof(*out->rua));
+	if (out->rua == NULL) {
+		s_err(err, errlen, "out of memory");
+		return -1;
+	}
+	pos = TLSRPT_VERSION_LEN;
+	for (;;) {
+		pos = s_skip_wsp(rec, len, pos);
+		if (pos == len)
+			break;
+		if (rec[pos] != ';') {
+			s_err(err, errlen,
+			    "invalid byte 0x%02x at offset %zu, "
+			    "expected ';'",
+			    (unsigned char)rec[pos], pos);
+			return -1;
+		}
+		pos = s_skip_wsp(rec, len, pos + 1);
+		if (pos == len)
+			break; /* the optional trailing delimiter */
+		if (s_parse_field(
+			rec, len, &pos, out, &have_rua, err, errlen) == -1)
+			return -1;
+	}
+	if (!have_rua) {
+		s_err(err, errlen, "missing rua field");
+		return -1;
+	}
+	return 0;
+}
+
+void
+tlsrpt_free(struct tlsrpt_record *rec)
+{
+	if (rec == NULL)
+		return;
+	for (size_t i = 0; i < rec->n_rua; i++)
+		free(rec->rua[i]);
+	free(rec->rua);
+	memset(rec, 0, sizeof(*rec));
+}
