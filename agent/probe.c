@@ -160,7 +160,8 @@ s_on_sts_txt(struct dns_answer *ans, void *arg)
 
 	snprintf(name, sizeof(name), "_mta-sts.%s", r->domain);
 	if (ans->status == DNS_FAIL) {
-		finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN, name,
+		(void)finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN,
+		    name,
 		    "TXT lookup of %s failed: %s (not the same as no record)",
 		    name, ans->why);
 		s_done_one(p);
@@ -175,13 +176,13 @@ s_on_sts_txt(struct dns_answer *ans, void *arg)
 	}
 	others = ans->n_txt - n_sts;
 	if (n_sts == 0) {
-		finding_add(&r->findings, F_STS_TXT_MISSING, ROLE_DOMAIN,
+		(void)finding_add(&r->findings, F_STS_TXT_MISSING, ROLE_DOMAIN,
 		    r->domain, "no v=STSv1 TXT record at %s (%s%s)", name,
 		    ans->status == DNS_NXDOMAIN ? "the name does not exist"
 						: "",
 		    others ? "only records of other kinds, ignored" : "");
 	} else if (n_sts > 1) {
-		finding_add(&r->findings, F_STS_TXT_MULTIPLE, ROLE_DOMAIN,
+		(void)finding_add(&r->findings, F_STS_TXT_MULTIPLE, ROLE_DOMAIN,
 		    r->domain,
 		    "%zu v=STSv1 records at %s; senders treat the domain as "
 		    "having no policy (RFC 8461 3.1)",
@@ -193,7 +194,7 @@ s_on_sts_txt(struct dns_answer *ans, void *arg)
 			sizeof(err)) == 0) {
 			r->sts_valid = 1;
 		} else {
-			finding_add(&r->findings, F_STS_TXT_INVALID,
+			(void)finding_add(&r->findings, F_STS_TXT_INVALID,
 			    ROLE_DOMAIN, r->domain, "%s: %s", name, err);
 		}
 		snprintf(r->sts_id, sizeof(r->sts_id), "%s", t.id);
@@ -211,8 +212,8 @@ s_on_tlsrpt_txt(struct dns_answer *ans, void *arg)
 
 	snprintf(name, sizeof(name), "_smtp._tls.%s", r->domain);
 	if (ans->status == DNS_FAIL) {
-		finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN, name,
-		    "TXT lookup of %s failed: %s", name, ans->why);
+		(void)finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN,
+		    name, "TXT lookup of %s failed: %s", name, ans->why);
 		s_done_one(p);
 		return;
 	}
@@ -222,10 +223,10 @@ s_on_tlsrpt_txt(struct dns_answer *ans, void *arg)
 		    n_rpt++ == 0)
 			first = i;
 	if (n_rpt == 0) {
-		finding_add(&r->findings, F_TLSRPT_MISSING, ROLE_DOMAIN,
+		(void)finding_add(&r->findings, F_TLSRPT_MISSING, ROLE_DOMAIN,
 		    r->domain, "no v=TLSRPTv1 TXT record at %s", name);
 	} else if (n_rpt > 1) {
-		finding_add(&r->findings, F_TLSRPT_INVALID, ROLE_DOMAIN,
+		(void)finding_add(&r->findings, F_TLSRPT_INVALID, ROLE_DOMAIN,
 		    r->domain,
 		    "%zu v=TLSRPTv1 records at %s; senders then assume no "
 		    "reporting (RFC 8460 3)",
@@ -237,8 +238,8 @@ s_on_tlsrpt_txt(struct dns_answer *ans, void *arg)
 			sizeof(err)) == 0)
 			r->tlsrpt_valid = 1;
 		else
-			finding_add(&r->findings, F_TLSRPT_INVALID, ROLE_DOMAIN,
-			    r->domain, "%s: %s", name, err);
+			(void)finding_add(&r->findings, F_TLSRPT_INVALID,
+			    ROLE_DOMAIN, r->domain, "%s: %s", name, err);
 		r->rua = t.rua;
 		r->n_rua = t.n_rua;
 		t.rua = NULL;
@@ -290,18 +291,19 @@ s_policy_findings(struct probe *p)
 		sizeof(err)) == 0)
 		r->policy_valid = 1;
 	else
-		finding_add(&r->findings, F_POLICY_SYNTAX, ROLE_POLICY_HOST,
-		    host, "%s", err);
+		(void)finding_add(&r->findings, F_POLICY_SYNTAX,
+		    ROLE_POLICY_HOST, host, "%s", err);
 	if (r->policy.mode == STS_MODE_TESTING)
-		finding_add(&r->findings, F_POLICY_MODE_TESTING,
+		(void)finding_add(&r->findings, F_POLICY_MODE_TESTING,
 		    ROLE_POLICY_HOST, host,
 		    "mode testing: failures are reported, mail is still "
 		    "delivered without TLS");
 	else if (r->policy.mode == STS_MODE_NONE)
-		finding_add(&r->findings, F_POLICY_MODE_NONE, ROLE_POLICY_HOST,
-		    host, "mode none: senders apply no MTA-STS protection");
+		(void)finding_add(&r->findings, F_POLICY_MODE_NONE,
+		    ROLE_POLICY_HOST, host,
+		    "mode none: senders apply no MTA-STS protection");
 	if (r->policy.max_age >= 0 && r->policy.max_age < 86400)
-		finding_add(&r->findings, F_POLICY_MAX_AGE_LOW,
+		(void)finding_add(&r->findings, F_POLICY_MAX_AGE_LOW,
 		    ROLE_POLICY_HOST, host,
 		    "max_age %ld is under one day; senders re-fetch often and "
 		    "a short outage lets the policy lapse",
@@ -346,7 +348,8 @@ s_start_eval(struct probe *p, struct host_ops *ops, struct host_result *h,
 
 	if (h->tls_ok && h->tls_version_num != 0 &&
 	    h->tls_version_num < TLS1_2_VERSION)
-		finding_add(&r->findings, F_TLS_VERSION_WEAK, role, h->host,
+		(void)finding_add(&r->findings, F_TLS_VERSION_WEAK, role,
+		    h->host,
 		    "the best version %s accepts is %s; senders require TLS "
 		    "1.2 or later",
 		    h->host, h->tls_version);
@@ -407,36 +410,36 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 	}
 
 	if (res->too_large) {
-		finding_add(&r->findings, F_POLICY_TOO_LARGE, ROLE_POLICY_HOST,
-		    h->host,
+		(void)finding_add(&r->findings, F_POLICY_TOO_LARGE,
+		    ROLE_POLICY_HOST, h->host,
 		    "%s sent more than %d bytes; senders stop reading there",
 		    url, POLICY_BODY_MAX);
 	} else if (res->curl_code != CURLE_OK && res->status == 0) {
 		if (s_is_tls_error(res->curl_code) ||
 		    (!res->tls_done && res->curl_code == CURLE_RECV_ERROR)) {
-			finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
+			(void)finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
 			    ROLE_POLICY_HOST, h->host,
 			    "no TLS session with %s (%s): %s", h->host,
 			    res->ip[0] ? res->ip : "no address", res->error);
 		}
-		finding_add(&r->findings, F_POLICY_FETCH_FAILED,
+		(void)finding_add(&r->findings, F_POLICY_FETCH_FAILED,
 		    ROLE_POLICY_HOST, h->host, "%s: %s", url, res->error);
 	} else if (res->status >= 300 && res->status < 400) {
-		finding_add(&r->findings, F_POLICY_REDIRECT, ROLE_POLICY_HOST,
-		    h->host,
+		(void)finding_add(&r->findings, F_POLICY_REDIRECT,
+		    ROLE_POLICY_HOST, h->host,
 		    "%s answered %ld%s%s; redirects must not be followed "
 		    "(RFC 8461 3.3)",
 		    url, res->status, res->location ? " to " : "",
 		    res->location ? res->location : "");
 	} else if (res->status != 200) {
-		finding_add(&r->findings, F_POLICY_HTTP_STATUS,
+		(void)finding_add(&r->findings, F_POLICY_HTTP_STATUS,
 		    ROLE_POLICY_HOST, h->host, "%s answered %ld (%s)", url,
 		    res->status,
 		    res->status == 404 ? "not found: the host serves no policy"
 		    : res->status >= 500 ? "server error"
 					 : "not 200 OK");
 	} else if (!s_media_type_is_text_plain(r->content_type)) {
-		finding_add(&r->findings, F_POLICY_CONTENT_TYPE,
+		(void)finding_add(&r->findings, F_POLICY_CONTENT_TYPE,
 		    ROLE_POLICY_HOST, h->host,
 		    "%s is served as '%s'; senders require text/plain", url,
 		    r->content_type ? r->content_type : "(no Content-Type)");
@@ -513,7 +516,8 @@ s_v4_first(struct host_result *h)
 		for (size_t i = 0; i < h->n_addrs; i++)
 			if ((strchr(h->addrs[i], ':') != NULL) == v6)
 				tmp[n++] = h->addrs[i];
-	memcpy(h->addrs, tmp, n * sizeof(*tmp));
+	if (n > 0)
+		memcpy(h->addrs, tmp, n * sizeof(*tmp));
 }
 
 struct addr_ctx {
@@ -599,18 +603,18 @@ s_policy_host_resolved(
 	if (h->n_addrs > 0) {
 		s_start_policy_fetch(p);
 		if (p->fetch == NULL)
-			finding_add(&r->findings, F_POLICY_FETCH_FAILED,
+			(void)finding_add(&r->findings, F_POLICY_FETCH_FAILED,
 			    ROLE_POLICY_HOST, h->host,
 			    "could not start the fetch (out of memory)");
 		return;
 	}
 	why = s_no_addr_reason(ops, &failed);
 	if (failed)
-		finding_add(&r->findings, F_DNS_FAILURE, ROLE_POLICY_HOST,
+		(void)finding_add(&r->findings, F_DNS_FAILURE, ROLE_POLICY_HOST,
 		    h->host, "address lookup of %s failed: %s", h->host, why);
 	snprintf(h->error, sizeof(h->error), "%s does not resolve: %s", h->host,
 	    why);
-	finding_add(&r->findings, F_POLICY_FETCH_FAILED, ROLE_POLICY_HOST,
+	(void)finding_add(&r->findings, F_POLICY_FETCH_FAILED, ROLE_POLICY_HOST,
 	    h->host, "%s does not resolve (%s)", h->host, why);
 }
 
@@ -639,26 +643,26 @@ s_on_smtp(struct smtp_result *sr, void *arg)
 	case SMTP_STAGE_CONNECT:
 	case SMTP_STAGE_GREETING:
 		snprintf(h->error, sizeof(h->error), "%s", sr->error);
-		finding_add(&r->findings, F_MX_CONNECT_FAILED, ROLE_MX, h->host,
-		    "no SMTP session with %s port %d: %s", h->host,
+		(void)finding_add(&r->findings, F_MX_CONNECT_FAILED, ROLE_MX,
+		    h->host, "no SMTP session with %s port %d: %s", h->host,
 		    p->engine->cfg.smtp_port, sr->error);
 		break;
 	case SMTP_STAGE_EHLO:
 	case SMTP_STAGE_NO_STARTTLS:
 		snprintf(h->error, sizeof(h->error), "%s", sr->error);
-		finding_add(&r->findings, F_MX_STARTTLS_MISSING, ROLE_MX,
+		(void)finding_add(&r->findings, F_MX_STARTTLS_MISSING, ROLE_MX,
 		    h->host, "%s (%s): %s", h->host, sr->ip, sr->error);
 		break;
 	case SMTP_STAGE_STARTTLS:
 		snprintf(h->error, sizeof(h->error), "%s", sr->error);
-		finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED, ROLE_MX,
+		(void)finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED, ROLE_MX,
 		    h->host, "%s (%s): %s", h->host, sr->ip, sr->error);
 		break;
 	case SMTP_STAGE_TLS:
 		if (!sr->tls.ok) {
 			snprintf(
 			    h->error, sizeof(h->error), "%s", sr->tls.error);
-			finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
+			(void)finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
 			    ROLE_MX, h->host, "%s (%s): %s", h->host, sr->ip,
 			    sr->tls.error);
 			break;
@@ -685,13 +689,13 @@ s_mx_host_resolved(struct probe *p, struct host_ops *ops, struct host_result *h)
 	if (h->n_addrs == 0) {
 		why = s_no_addr_reason(ops, &failed);
 		if (failed)
-			finding_add(&r->findings, F_DNS_FAILURE, ROLE_MX,
+			(void)finding_add(&r->findings, F_DNS_FAILURE, ROLE_MX,
 			    h->host, "address lookup of %s failed: %s", h->host,
 			    why);
 		snprintf(
 		    h->error, sizeof(h->error), "does not resolve: %s", why);
-		finding_add(&r->findings, F_MX_CONNECT_FAILED, ROLE_MX, h->host,
-		    "%s does not resolve (%s)", h->host, why);
+		(void)finding_add(&r->findings, F_MX_CONNECT_FAILED, ROLE_MX,
+		    h->host, "%s does not resolve (%s)", h->host, why);
 		return;
 	}
 	if ((sc = calloc(1, sizeof(*sc))) == NULL)
@@ -725,21 +729,23 @@ s_on_mx(struct dns_answer *ans, void *arg)
 
 	p->mx_known = 1;
 	if (ans->status == DNS_FAIL) {
-		finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN, r->domain,
-		    "MX lookup of %s failed: %s", r->domain, ans->why);
+		(void)finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN,
+		    r->domain, "MX lookup of %s failed: %s", r->domain,
+		    ans->why);
 		s_done_one(p);
 		return;
 	}
 	if (ans->n_mx == 0) {
-		finding_add(&r->findings, F_MX_MISSING, ROLE_DOMAIN, r->domain,
-		    "%s has no MX records (%s)", r->domain,
+		(void)finding_add(&r->findings, F_MX_MISSING, ROLE_DOMAIN,
+		    r->domain, "%s has no MX records (%s)", r->domain,
 		    ans->status == DNS_NXDOMAIN ? "the domain does not exist"
 						: "no MX in the answer");
 		s_done_one(p);
 		return;
 	}
 	if (ans->n_mx == 1 && ans->mx[0].host[0] == '\0') {
-		finding_add(&r->findings, F_MX_MISSING, ROLE_DOMAIN, r->domain,
+		(void)finding_add(&r->findings, F_MX_MISSING, ROLE_DOMAIN,
+		    r->domain,
 		    "%s has a null MX (RFC 7505): it accepts no mail",
 		    r->domain);
 		s_done_one(p);
@@ -789,8 +795,8 @@ s_match_mx(struct probe *p)
 			continue;
 		mx->policy_match = mx_match_any(pol->mx, pol->n_mx, mx->h.host);
 		if (!mx->policy_match)
-			finding_add(&r->findings, F_MX_NOT_IN_POLICY, ROLE_MX,
-			    mx->h.host,
+			(void)finding_add(&r->findings, F_MX_NOT_IN_POLICY,
+			    ROLE_MX, mx->h.host,
 			    "MX %s matches no mx: line of the policy; senders "
 			    "%s mail to it",
 			    mx->h.host,
@@ -807,7 +813,7 @@ s_match_mx(struct probe *p)
 			    mx_match(pol->mx[j], r->mx[i].h.host))
 				used = 1;
 		if (!used && r->n_mx > 0)
-			finding_add(&r->findings, F_POLICY_MX_UNUSED,
+			(void)finding_add(&r->findings, F_POLICY_MX_UNUSED,
 			    ROLE_POLICY_HOST, r->policy_host.host,
 			    "policy pattern mx: %s matches none of the "
 			    "domain's MX hosts",
@@ -872,18 +878,18 @@ s_deadline(evutil_socket_t fd, short what, void *arg)
 	r->completed = 0;
 	if (p->q_sts || p->q_tlsrpt || p->q_mx || p->policy_ops.qa ||
 	    p->policy_ops.qaaaa)
-		finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN, r->domain,
-		    "DNS lookups did not finish: %s", msg);
+		(void)finding_add(&r->findings, F_DNS_FAILURE, ROLE_DOMAIN,
+		    r->domain, "DNS lookups did not finish: %s", msg);
 	if (p->fetch != NULL)
-		finding_add(&r->findings, F_POLICY_FETCH_FAILED,
+		(void)finding_add(&r->findings, F_POLICY_FETCH_FAILED,
 		    ROLE_POLICY_HOST, r->policy_host.host, "%s: %s",
 		    r->policy_url, msg);
 	cert_eval_flush(&p->policy_ops.eval);
 	for (size_t i = 0; i < r->n_mx; i++) {
 		struct host_ops *o = &p->mx_ops[i];
 		if (o->smtp != NULL || o->qa != NULL || o->qaaaa != NULL)
-			finding_add(&r->findings, F_MX_CONNECT_FAILED, ROLE_MX,
-			    r->mx[i].h.host, "%s", msg);
+			(void)finding_add(&r->findings, F_MX_CONNECT_FAILED,
+			    ROLE_MX, r->mx[i].h.host, "%s", msg);
 		cert_eval_flush(&o->eval);
 	}
 	s_match_mx(p);

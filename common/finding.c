@@ -1,6 +1,8 @@
 /* finding.c -- finding code catalogue and the per-probe finding list. */
 #include "finding.h"
 
+#include "log.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,17 +135,17 @@ s_vadd(struct finding_list *list, enum finding_code code, enum severity sev,
 		size_t cap = list->cap ? list->cap * 2 : 8;
 		struct finding *v = realloc(list->v, cap * sizeof(*v));
 		if (v == NULL)
-			return -1;
+			goto oom;
 		list->v = v;
 		list->cap = cap;
 	}
 	if (vasprintf(&detail, fmt, ap) == -1)
-		return -1;
+		goto oom;
 	f = &list->v[list->n];
 	f->subject = strdup(subject ? subject : "");
 	if (f->subject == NULL) {
 		free(detail);
-		return -1;
+		goto oom;
 	}
 	f->code = code;
 	f->severity = sev;
@@ -151,6 +153,11 @@ s_vadd(struct finding_list *list, enum finding_code code, enum severity sev,
 	f->detail = detail;
 	list->n++;
 	return 0;
+oom:
+	/* Callers cannot do better than this; the loss must not be silent. */
+	log_warnx("msg=\"out of memory, finding dropped\" code=%s subject=%s",
+	    finding_code_name(code), subject ? subject : "");
+	return -1;
 }
 
 int
