@@ -63,8 +63,12 @@ unit: $(UNIT_BIN)
 test: all unit
 	BUILD=$(BUILD) AGENT=$(BINDIR)/mtasts-agent sh tests/run.sh
 
+# A distinct exit code, so a sanitizer report never passes for "exit 1:
+# error findings"; tests also look for the report text.
 asan:
-	$(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 OPT=-O1 test
+	ASAN_OPTIONS=detect_leaks=1:exitcode=86 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 OPT=-O1 test
 
 fuzz: $(FUZZ_BIN)
 

@@ -368,6 +368,13 @@ class AgentRun:
             self.by_domain.setdefault(obj.get("domain"), []).append(obj)
 
 
+# Agent runs whose stderr carries a sanitizer report (make asan): such a
+# run may still exit 1, which alone looks like "error findings".
+SANITIZER_REPORTS = []
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
 def run_agent(agent, args, work, tag, stdin=None, timeout=60):
     t = time.monotonic()
     try:
@@ -381,6 +388,9 @@ def run_agent(agent, args, work, tag, stdin=None, timeout=60):
         f.write(out)
     with open(os.path.join(work, "agent-%s.err" % tag), "wb") as f:
         f.write(err)
+    text = err.decode(errors="replace")
+    if any(m in text for m in SANITIZER_MARKS):
+        SANITIZER_REPORTS.append("%s: %s" % (tag, text[-800:]))
     return AgentRun(rc, out.decode(errors="replace"),
                     err.decode(errors="replace"), elapsed)
 
@@ -783,6 +793,9 @@ def main():
                 res.fail("agent present", "%s is not an executable" % agent)
             else:
                 agent_checks(res, agent, work, zone, ca, ports, dns_port)
+                res.check("agent: no sanitizer report on stderr",
+                          not SANITIZER_REPORTS, " || ".join(
+                              SANITIZER_REPORTS))
     except Exception as e:  # a harness failure is a failed check, not a crash
         import traceback
         traceback.print_exc()
