@@ -431,8 +431,10 @@ cert_days_left(time_t t, time_t now)
 
 	if (__builtin_sub_overflow((long long)t, (long long)now, &d))
 		return t > now ? LONG_MAX : LONG_MIN;
-	/* C division truncates toward zero; a day not yet over still counts
-	 * as past once t has gone by, so round toward minus infinity. */
+	/*
+	 * C division truncates toward zero, but a notAfter one second ago is
+	 * already a day in the past: round toward minus infinity.
+	 */
 	q = d / 86400;
 	if (d % 86400 != 0 && d < 0)
 		q--;
@@ -710,6 +712,25 @@ s_add_expired(struct finding_list *list, enum finding_role role,
 	    s_or_empty(subject), ago, ago == 1 ? "" : "s", when);
 }
 
+/*
+ * One CERT_EXPIRING per host, about the certificate that runs out first:
+ * an intermediate due in 3 days matters more than a leaf due in 20.
+ */
+static int
+s_add_expiring(struct finding_list *list, enum finding_role role,
+    const char *host, X509 *x, long days, time_t na)
+{
+	enum severity sev =
+	    days <= CERT_EXPIRING_ERROR_DAYS ? SEV_ERROR : SEV_WARNING;
+	char subject[160], when[32];
+
+	s_name_buf(X509_get_subject_name(x), subject, sizeof(subject));
+	s_iso8601(na, when, sizeof(when));
+	return finding_add_sev(list, F_CERT_EXPIRING, sev, role, host,
+	    "certificate %s expires in %ld day%s (notAfter %s)",
+	    s_or_empty(subject), days, days == 1 ? "" : "s", when);
+}
+
 int
 cert_check_findings(struct finding_list *list, enum finding_role role,
     const char *host, STACK_OF(X509) * sent, enum chain_trust trust,
@@ -717,7 +738,9 @@ cert_check_findings(struct finding_list *list, enum finding_role role,
 {
 	char subject[160], when[32], why[96], names[256];
 	X509 *leaf = NULL;
-	int n = sk_X509_num(sent);
+	int n = sk_X509_num(sent), soon_idx = -1;
+	long soon_days = 0;
+	time_t soon_na = 0;
 
 	if (list == NULL || host == NULL)
 		return -1;
@@ -728,8 +751,10 @@ cert_check_findings(struct finding_list *list, enum finding_role role,
 		time_t nb, na;
 		long days;
 
-		/* A root sent along is ignored by senders: its dates and
-		 * strength are never used.  The leaf always counts. */
+		/*
+		 * A root sent along is ignored by senders: its dates and
+		 * strength are never used.  The leaf always counts.
+		 */
 		if (i > 0 && s_self_signed(x))
 			continue;
 		s_name_buf(X509_get_subject_name(x), subject, sizeof(subject));
@@ -750,19 +775,10 @@ cert_check_findings(struct finding_list *list, enum finding_role role,
 					cert_days_left(now, na), when) == -1)
 					return -1;
 			} else if (days <= CERT_EXPIRING_WARN_DAYS &&
-				   !s_has(list, F_CERT_EXPIRING, role, host)) {
-				enum severity sev =
-				    days <= CERT_EXPIRING_ERROR_DAYS
-					? SEV_ERROR
-					: SEV_WARNING;
-
-				if (finding_add_sev(list, F_CERT_EXPIRING, sev,
-					role, host,
-					"certificate %s expires in %ld day%s "
-					"(notAfter %s)",
-					s_or_empty(subject), days,
-					days == 1 ? "" : "s", when) == -1)
-					return -1;
+				   (soon_idx < 0 || days < soon_days)) {
+				soon_idx = i;
+				soon_days = days;
+				soon_na = na;
 			}
 		}
 		if (!s_has(list, F_CERT_WEAK_KEY, role, host) &&
@@ -777,6 +793,10 @@ cert_check_findings(struct finding_list *list, enum finding_role role,
 			"certificate %s is %s", s_or_empty(subject), why) == -1)
 			return -1;
 	}
+	if (soon_idx >= 0 && !s_has(list, F_CERT_EXPIRING, role, host) &&
+	    s_add_expiring(list, role, host, sk_X509_value(sent, soon_idx),
+		soon_days, soon_na) == -1)
+		return -1;
 	if (leaf != NULL && !cert_host_match(leaf, host) &&
 	    !s_has(list, F_CERT_HOSTNAME_MISMATCH, role, host)) {
 		s_covered_names(leaf, names, sizeof(names));

@@ -9,7 +9,7 @@
 
 #include "finding.h"
 
-#define CERT_EXPIRING_WARN_DAYS 30
+#define CERT_EXPIRING_WARN_DAYS	 30
 #define CERT_EXPIRING_ERROR_DAYS 7
 
 /* The facts of one certificate, as reported in the JSON chain array. */
@@ -25,13 +25,14 @@ struct cert_info {
 	size_t n_san;
 	char key_type[16]; /* "RSA", "EC", "ED25519", "DSA", ... */
 	int key_bits;
-	char sig_alg[64];	/* e.g. "sha256WithRSAEncryption" */
-	int self_signed;	/* subject == issuer and self-signature verifies */
-	char *ocsp_url;		/* owned; first AIA OCSP URI or NULL */
-	char *ca_issuers_url;	/* owned; first AIA caIssuers URI or NULL */
+	char sig_alg[64]; /* e.g. "sha256WithRSAEncryption" */
+	int self_signed;  /* subject == issuer and self-signature verifies */
+	char *ocsp_url;	  /* owned; first AIA OCSP URI or NULL */
+	char *ca_issuers_url; /* owned; first AIA caIssuers URI or NULL */
 };
 
-/* Fills out from x.  Calls malloc; returns 0 or -1; free with cert_info_free. */
+/* Fills out from x.  Calls malloc; returns 0 or -1; free with cert_info_free.
+ */
 int cert_info_load(X509 *x, struct cert_info *out);
 void cert_info_free(struct cert_info *info);
 
@@ -59,8 +60,9 @@ int cert_sig_weak(X509 *x, char *why, size_t whylen);
 
 enum chain_status {
 	CHAIN_TRUSTED,	      /* reaches a trust anchor */
-	CHAIN_ISSUER_MISSING, /* stops at a certificate whose issuer is unknown */
-	CHAIN_UNTRUSTED	      /* self-signed root not trusted, bad signature... */
+	CHAIN_ISSUER_MISSING, /* stops at a certificate whose issuer is unknown
+			       */
+	CHAIN_UNTRUSTED /* self-signed root not trusted, bad signature... */
 };
 
 struct chain_verdict {
@@ -76,8 +78,8 @@ struct chain_verdict {
  * does that, so each failure gets its own code).  Returns 0 with out set, or
  * -1 on an internal error.
  */
-int cert_chain_verify(X509_STORE *store, STACK_OF(X509) *sent,
-    STACK_OF(X509) *extra, struct chain_verdict *out);
+int cert_chain_verify(X509_STORE *store, STACK_OF(X509) * sent,
+    STACK_OF(X509) * extra, struct chain_verdict *out);
 
 enum chain_trust {
 	TRUST_OK,
@@ -94,7 +96,7 @@ enum chain_trust {
  * root).  Returns 0, or -1 when out of memory.
  */
 int cert_check_findings(struct finding_list *list, enum finding_role role,
-    const char *host, STACK_OF(X509) *sent, enum chain_trust trust,
+    const char *host, STACK_OF(X509) * sent, enum chain_trust trust,
     const char *trust_detail, time_t now);
 
 /*
@@ -102,7 +104,7 @@ int cert_check_findings(struct finding_list *list, enum finding_role role,
  * PKCS#7 certs-only bundle.  Returns a new stack (caller frees with
  * sk_X509_pop_free(s, X509_free)) or NULL when nothing could be decoded.
  */
-STACK_OF(X509) *cert_load_any(const unsigned char *buf, size_t len);
+STACK_OF(X509) * cert_load_any(const unsigned char *buf, size_t len);
 
 /*
  * A bounded pool of intermediates learned from chains that validated, used
@@ -112,9 +114,9 @@ STACK_OF(X509) *cert_load_any(const unsigned char *buf, size_t len);
 struct cert_pool;
 struct cert_pool *cert_pool_new(size_t cap);
 /* Adds every non-self-signed CA certificate of chain (after the leaf). */
-int cert_pool_add_chain(struct cert_pool *pool, STACK_OF(X509) *chain);
+int cert_pool_add_chain(struct cert_pool *pool, STACK_OF(X509) * chain);
 /* Borrowed view, valid until the next add or free. */
-STACK_OF(X509) *cert_pool_stack(struct cert_pool *pool);
+STACK_OF(X509) * cert_pool_stack(struct cert_pool *pool);
 void cert_pool_free(struct cert_pool **pool);
 
 #endif

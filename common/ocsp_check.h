@@ -36,7 +36,7 @@ int ocsp_request_der(X509 *leaf, X509 *issuer, unsigned char **der);
  * internal error.
  */
 int ocsp_check_response(const unsigned char *der, size_t len, X509 *leaf,
-    X509 *issuer, STACK_OF(X509) *chain, X509_STORE *store, time_t now,
+    X509 *issuer, STACK_OF(X509) * chain, X509_STORE *store, time_t now,
     struct ocsp_result *out);
 
 #endif

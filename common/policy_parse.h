@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #define POLICY_MAX_AGE_LIMIT 31557600L
-#define POLICY_MX_MAX 256 /* further mx lines are a syntax error */
+#define POLICY_MX_MAX	     256 /* further mx lines are a syntax error */
 
 enum sts_mode {
 	STS_MODE_UNSET = 0,
@@ -15,10 +15,10 @@ enum sts_mode {
 };
 
 struct sts_policy {
-	int version_ok;	      /* "version: STSv1" was present */
-	enum sts_mode mode;   /* STS_MODE_UNSET when absent or unknown */
-	long max_age;	      /* -1 when absent or invalid */
-	char **mx;	      /* owned; lower-cased patterns, as written */
+	int version_ok;	    /* "version: STSv1" was present */
+	enum sts_mode mode; /* STS_MODE_UNSET when absent or unknown */
+	long max_age;	    /* -1 when absent or invalid */
+	char **mx;	    /* owned; lower-cased patterns, as written */
 	size_t n_mx;
 };
 

@@ -4,11 +4,11 @@
 
 #include <stddef.h>
 
-#define SMTP_LINE_MAX 1000    /* RFC 5321 4.5.3.1.5: 512; we are lenient */
+#define SMTP_LINE_MAX	     1000 /* RFC 5321 4.5.3.1.5: 512; we are lenient */
 #define SMTP_REPLY_LINES_MAX 100
 
 struct smtp_reply {
-	int code;	      /* 3-digit reply code */
+	int code; /* 3-digit reply code */
 	size_t n_lines;
 	int has_starttls;     /* some line after the first is STARTTLS */
 	char first_line[256]; /* text of the first line, truncated */
@@ -21,7 +21,7 @@ struct smtp_reply {
  * protocol error: a line over SMTP_LINE_MAX, more than SMTP_REPLY_LINES_MAX
  * lines, a malformed code, or lines whose codes differ.
  */
-int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out,
-    size_t *consumed);
+int smtp_reply_parse(
+    const char *buf, size_t len, struct smtp_reply *out, size_t *consumed);
 
 #endif

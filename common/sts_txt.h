@@ -21,7 +21,7 @@ int sts_txt_is_sts(const char *rec, size_t len);
  * not be NUL-terminated and may contain any byte.  Returns 0 when the record
  * follows the grammar, -1 otherwise with a one-line reason in err.
  */
-int sts_txt_parse(const char *rec, size_t len, struct sts_txt *out, char *err,
-    size_t errlen);
+int sts_txt_parse(
+    const char *rec, size_t len, struct sts_txt *out, char *err, size_t errlen);
 
 #endif

@@ -608,6 +608,7 @@ test_chain_ignores_time_and_strength(void **state)
 	STACK_OF(X509) *b = tc_stack(weak, fx.inter, NULL, NULL);
 	STACK_OF(X509) *c = tc_stack(sha1, fx.inter, NULL, NULL);
 	struct finding_list list = {0};
+	X509_STORE *strict;
 
 	(void)state;
 	verify(a, NULL, &v);
@@ -616,6 +617,17 @@ test_chain_ignores_time_and_strength(void **state)
 	assert_int_equal(v.status, CHAIN_TRUSTED);
 	verify(c, NULL, &v);
 	assert_int_equal(v.status, CHAIN_TRUSTED);
+
+	/* Even a store asking for security level 2 leaves strength to us. */
+	strict = X509_STORE_new();
+	assert_non_null(strict);
+	assert_int_equal(X509_STORE_add_cert(strict, fx.root), 1);
+	X509_VERIFY_PARAM_set_auth_level(X509_STORE_get0_param(strict), 2);
+	assert_int_equal(cert_chain_verify(strict, b, NULL, &v), 0);
+	assert_int_equal(v.status, CHAIN_TRUSTED);
+	assert_int_equal(cert_chain_verify(strict, c, NULL, &v), 0);
+	assert_int_equal(v.status, CHAIN_TRUSTED);
+	X509_STORE_free(strict);
 
 	/* The date is judged by the findings instead. */
 	assert_int_equal(cert_check_findings(
@@ -693,6 +705,32 @@ test_findings_expiring(void **state)
 }
 
 static void
+test_findings_expiring_soonest(void **state)
+{
+	struct finding_list list = {0};
+	X509 *leaf = mk_leaf(fx.now - 60 * DAY, fx.now + 20 * DAY);
+	X509 *inter = mk("Test Intermediate", NULL, fx.k_inter, fx.root,
+	    fx.k_root, 1, fx.now - 900 * DAY, fx.now + 3 * DAY + 10);
+	STACK_OF(X509) *sent = tc_stack(leaf, inter, NULL, NULL);
+	const struct finding *f;
+
+	(void)state;
+	assert_int_equal(cert_check_findings(&list, ROLE_MX, HOST, sent,
+			     TRUST_OK, NULL, fx.now),
+	    0);
+	assert_int_equal(list.n, 1);
+	f = get_code(&list, F_CERT_EXPIRING);
+	assert_non_null(f);
+	assert_int_equal(f->severity, SEV_ERROR);
+	assert_non_null(strstr(f->detail, "CN=Test Intermediate"));
+	assert_non_null(strstr(f->detail, "expires in 3 days"));
+	finding_list_clear(&list);
+	tc_stack_free(sent);
+	X509_free(leaf);
+	X509_free(inter);
+}
+
+static void
 test_findings_dates(void **state)
 {
 	struct finding_list list = {0};
@@ -706,6 +744,9 @@ test_findings_dates(void **state)
 	STACK_OF(X509) *b = tc_stack(fx.leaf, fx.inter, old_root, NULL);
 	STACK_OF(X509) *c = tc_stack(fx.leaf, exp_inter, fx.root, NULL);
 	STACK_OF(X509) *d = tc_stack(just, fx.inter, NULL, NULL);
+	X509 *self = mk(HOST, "DNS:" HOST, fx.k_leaf, NULL, NULL, 0,
+	    fx.now - 400 * DAY, fx.now - 10 * DAY);
+	STACK_OF(X509) *e = tc_stack(self, NULL, NULL, NULL);
 	const struct finding *f;
 
 	(void)state;
@@ -742,10 +783,21 @@ test_findings_dates(void **state)
 	assert_non_null(strstr(list.v[0].detail, "less than a day ago"));
 	finding_list_clear(&list);
 
+	/* A self-signed leaf is still the host's certificate. */
+	assert_int_equal(cert_check_findings(&list, ROLE_MX, HOST, e,
+			     TRUST_UNTRUSTED, "self-signed", fx.now),
+	    0);
+	assert_int_equal(list.n, 2);
+	assert_int_equal(count_code(&list, F_CERT_EXPIRED), 1);
+	assert_int_equal(count_code(&list, F_CERT_UNTRUSTED), 1);
+	finding_list_clear(&list);
+
 	tc_stack_free(a);
 	tc_stack_free(b);
 	tc_stack_free(c);
 	tc_stack_free(d);
+	tc_stack_free(e);
+	X509_free(self);
 	X509_free(future);
 	X509_free(old_root);
 	X509_free(exp_inter);
@@ -1086,6 +1138,7 @@ main(void)
 	    cmocka_unit_test(test_chain_ignores_time_and_strength),
 	    cmocka_unit_test(test_chain_bad_args),
 	    cmocka_unit_test(test_findings_expiring),
+	    cmocka_unit_test(test_findings_expiring_soonest),
 	    cmocka_unit_test(test_findings_dates),
 	    cmocka_unit_test(test_findings_clean_and_mismatch),
 	    cmocka_unit_test(test_findings_trust),

@@ -64,8 +64,8 @@ test_blank_lines_skipped(void **state)
 	char err[256];
 
 	(void)state;
-	assert_int_equal(parse("version: STSv1\n\nmode: none\nmax_age: 1\n",
-			     &p, err, sizeof(err)),
+	assert_int_equal(parse("version: STSv1\n\nmode: none\nmax_age: 1\n", &p,
+			     err, sizeof(err)),
 	    0);
 	assert_int_equal(p.mode, STS_MODE_NONE);
 	policy_free(&p);
