@@ -32,6 +32,23 @@ struct cert_eval {
 
 static void s_ocsp_step(struct cert_eval *ev);
 
+/* The issuer name of x in RFC 2253 form, as cert_info reports names. */
+static void
+s_issuer_name(X509 *x, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int n;
+
+	buf[0] = '\0';
+	if (b == NULL)
+		return;
+	if (X509_NAME_print_ex(
+		b, X509_get_issuer_name(x), 0, XN_FLAG_RFC2253) >= 0 &&
+	    (n = BIO_read(b, buf, (int)len - 1)) > 0)
+		buf[n] = '\0';
+	BIO_free(b);
+}
+
 static void
 s_free(struct cert_eval *ev)
 {
@@ -260,13 +277,12 @@ s_aia_fetched(struct http_fetch_result *res, void *arg)
 		ev->out->trust = TRUST_INCOMPLETE;
 		X509 *top =
 		    sk_X509_value(ev->chain, sk_X509_num(ev->chain) - 1);
-		char *iss =
-		    X509_NAME_oneline(X509_get_issuer_name(top), NULL, 0);
+		char iss[256];
+		s_issuer_name(top, iss, sizeof(iss));
 		snprintf(ev->out->trust_detail, sizeof(ev->out->trust_detail),
-		    "the server does not send the intermediate %s (it is "
-		    "available from the AIA caIssuers URL)",
-		    iss ? iss : "?");
-		OPENSSL_free(iss);
+		    "%s is not sent by the server (fetched from the AIA "
+		    "caIssuers URL, senders without it in cache fail)",
+		    iss);
 	}
 	if (got != NULL)
 		sk_X509_pop_free(got, X509_free);
@@ -309,13 +325,13 @@ s_trust_step(struct cert_eval *ev)
 		0 &&
 	    v.status == CHAIN_TRUSTED) {
 		top = sk_X509_value(ev->chain, sk_X509_num(ev->chain) - 1);
-		char *iss =
-		    X509_NAME_oneline(X509_get_issuer_name(top), NULL, 0);
+		char iss[256];
+		s_issuer_name(top, iss, sizeof(iss));
 		ev->out->trust = TRUST_INCOMPLETE;
 		snprintf(ev->out->trust_detail, sizeof(ev->out->trust_detail),
-		    "the server does not send the intermediate %s",
-		    iss ? iss : "?");
-		OPENSSL_free(iss);
+		    "%s is not sent by the server (known from other chains, "
+		    "senders without it in cache fail)",
+		    iss);
 		s_ocsp_step(ev);
 		return;
 	}
