@@ -1,19 +1,9 @@
 /* mx_match.c -- host names and the policy's mx patterns (RFC 8461 4.1). */
 #include "mx_match.h"
 
+#include "abnf.h"
+
 #include <string.h>
-
-static int
-s_is_alpha(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int
-s_is_digit(unsigned char c)
-{
-	return c >= '0' && c <= '9';
-}
 
 static unsigned char
 s_lower(unsigned char c)
@@ -67,13 +57,13 @@ s_domain_valid(const char *name)
 			prev = c;
 			continue;
 		}
-		if (s_is_alpha(c))
+		if (abnf_is_alpha(c))
 			label_numeric = 0;
 		else if (c == '-') {
 			if (label_len == 0)
 				return 0;
 			label_numeric = 0;
-		} else if (!s_is_digit(c))
+		} else if (!abnf_is_digit(c))
 			return 0; /* also every byte of a U-label */
 		label_len++;
 		prev = c;

@@ -1,6 +1,8 @@
 /* policy_parse.c -- parser of the MTA-STS policy body (RFC 8461 3.2). */
 #include "policy_parse.h"
 
+#include "abnf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,26 +49,13 @@ s_fail(struct policy_state *st, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-s_is_alnum(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
-
 /* sts-policy-ext-name: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / "."). */
 static int
 s_is_name_char(unsigned char c, size_t at)
 {
-	if (s_is_alnum(c))
+	if (abnf_is_alnum(c))
 		return 1;
 	return at > 0 && (c == '_' || c == '-' || c == '.');
-}
-
-static int
-s_is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
 }
 
 static int
@@ -242,10 +231,10 @@ s_line(struct policy_state *st, const char *line, size_t len)
 		return;
 	}
 	vstart = klen + 1;
-	while (vstart < len && s_is_wsp((unsigned char)line[vstart]))
+	while (vstart < len && abnf_is_wsp((unsigned char)line[vstart]))
 		vstart++;
 	vend = len;
-	while (vend > vstart && s_is_wsp((unsigned char)line[vend - 1]))
+	while (vend > vstart && abnf_is_wsp((unsigned char)line[vend - 1]))
 		vend--;
 	if (vend == vstart) {
 		s_fail(

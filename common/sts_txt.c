@@ -1,6 +1,9 @@
 /* sts_txt.c -- parser of the _mta-sts TXT record (RFC 8461 section 3.1). */
 #include "sts_txt.h"
 
+#include "abnf.h"
+#include "errbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,47 +12,11 @@
 #define STS_VERSION_LEN (sizeof(STS_VERSION) - 1)
 #define EXT_NAME_MAX	32
 
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int
-s_is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static int
-s_is_alnum(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
-
 /* sts-ext-value: %x21-3A / %x3C / %x3E-7E, i.e. VCHAR but ";" and "=". */
 static int
 s_is_value_char(unsigned char c)
 {
 	return c >= 0x21 && c <= 0x7e && c != ';' && c != '=';
-}
-
-static size_t
-s_skip_wsp(const char *rec, size_t len, size_t pos)
-{
-	while (pos < len && s_is_wsp((unsigned char)rec[pos]))
-		pos++;
-	return pos;
 }
 
 int
@@ -60,7 +27,7 @@ sts_txt_is_sts(const char *rec, size_t len)
 	if (rec == NULL || len < STS_VERSION_LEN ||
 	    memcmp(rec, STS_VERSION, STS_VERSION_LEN) != 0)
 		return 0;
-	pos = s_skip_wsp(rec, len, STS_VERSION_LEN);
+	pos = abnf_skip_wsp(rec, len, STS_VERSION_LEN);
 	return pos == len || rec[pos] == ';';
 }
 
@@ -76,25 +43,26 @@ s_parse_field(const char *rec, size_t len, size_t *pos, struct sts_txt *out,
 	unsigned char c;
 
 	c = (unsigned char)rec[p];
-	if (!s_is_alnum(c)) {
-		s_err(err, errlen,
+	if (!abnf_is_alnum(c)) {
+		errbuf_set(err, errlen,
 		    "invalid byte 0x%02x at offset %zu, "
 		    "expected a field name",
 		    c, p);
 		return -1;
 	}
-	while (p < len && (s_is_alnum((unsigned char)rec[p]) || rec[p] == '_' ||
-			      rec[p] == '-' || rec[p] == '.'))
+	while (p < len && (abnf_is_alnum((unsigned char)rec[p]) ||
+			      rec[p] == '_' || rec[p] == '-' || rec[p] == '.'))
 		p++;
 	name_len = p - start;
 	if (p == len || rec[p] != '=') {
-		s_err(err, errlen, "field \"%.*s\" has no '=' at offset %zu",
+		errbuf_set(err, errlen,
+		    "field \"%.*s\" has no '=' at offset %zu",
 		    (int)(name_len > EXT_NAME_MAX ? EXT_NAME_MAX : name_len),
 		    rec + start, p);
 		return -1;
 	}
 	if (name_len > EXT_NAME_MAX) {
-		s_err(err, errlen, "field name longer than %d characters",
+		errbuf_set(err, errlen, "field name longer than %d characters",
 		    EXT_NAME_MAX);
 		return -1;
 	}
@@ -102,8 +70,8 @@ s_parse_field(const char *rec, size_t len, size_t *pos, struct sts_txt *out,
 	while (p < len && s_is_value_char((unsigned char)rec[p]))
 		p++;
 	vlen = p - vstart;
-	if (p < len && rec[p] != ';' && !s_is_wsp((unsigned char)rec[p])) {
-		s_err(err, errlen,
+	if (p < len && rec[p] != ';' && !abnf_is_wsp((unsigned char)rec[p])) {
+		errbuf_set(err, errlen,
 		    "invalid byte 0x%02x at offset %zu in "
 		    "field \"%.*s\"",
 		    (unsigned char)rec[p], p, (int)name_len, rec + start);
@@ -114,13 +82,14 @@ s_parse_field(const char *rec, size_t len, size_t *pos, struct sts_txt *out,
 	/* sts-id is case-sensitive (%s"id="), so "ID=" is an extension. */
 	if (name_len == 2 && memcmp(rec + start, "id", 2) == 0) {
 		if (vlen == 0 || vlen > STS_TXT_ID_MAX) {
-			s_err(err, errlen, "id must be 1-%d letters or digits",
+			errbuf_set(err, errlen,
+			    "id must be 1-%d letters or digits",
 			    STS_TXT_ID_MAX);
 			return -1;
 		}
 		for (size_t i = vstart; i < p; i++) {
-			if (!s_is_alnum((unsigned char)rec[i])) {
-				s_err(err, errlen,
+			if (!abnf_is_alnum((unsigned char)rec[i])) {
+				errbuf_set(err, errlen,
 				    "id must be 1-%d letters "
 				    "or digits",
 				    STS_TXT_ID_MAX);
@@ -140,7 +109,7 @@ s_parse_field(const char *rec, size_t len, size_t *pos, struct sts_txt *out,
 		return 0;
 	}
 	if (vlen == 0) {
-		s_err(err, errlen, "field \"%.*s\" has an empty value",
+		errbuf_set(err, errlen, "field \"%.*s\" has an empty value",
 		    (int)name_len, rec + start);
 		return -1;
 	}
@@ -155,24 +124,25 @@ sts_txt_parse(
 	int have_id = 0;
 
 	memset(out, 0, sizeof(*out));
-	s_err(err, errlen, "%s", "");
+	errbuf_set(err, errlen, "%s", "");
 	if (!sts_txt_is_sts(rec, len)) {
-		s_err(err, errlen, "record does not begin with \"v=STSv1;\"");
+		errbuf_set(
+		    err, errlen, "record does not begin with \"v=STSv1;\"");
 		return -1;
 	}
 	pos = STS_VERSION_LEN;
 	for (;;) {
-		pos = s_skip_wsp(rec, len, pos);
+		pos = abnf_skip_wsp(rec, len, pos);
 		if (pos == len)
 			break;
 		if (rec[pos] != ';') {
-			s_err(err, errlen,
+			errbuf_set(err, errlen,
 			    "invalid byte 0x%02x at offset %zu, "
 			    "expected ';'",
 			    (unsigned char)rec[pos], pos);
 			return -1;
 		}
-		pos = s_skip_wsp(rec, len, pos + 1);
+		pos = abnf_skip_wsp(rec, len, pos + 1);
 		if (pos == len)
 			break; /* the optional trailing delimiter */
 		if (s_parse_field(rec, len, &pos, out, &have_id, err, errlen) ==
@@ -180,7 +150,7 @@ sts_txt_parse(
 			return -1;
 	}
 	if (!have_id) {
-		s_err(err, errlen, "missing id field");
+		errbuf_set(err, errlen, "missing id field");
 		return -1;
 	}
 	return 0;

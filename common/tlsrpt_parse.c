@@ -1,6 +1,9 @@
 /* tlsrpt_parse.c -- parser of the _smtp._tls TXT record (RFC 8460 sec. 3). */
 #include "tlsrpt_parse.h"
 
+#include "abnf.h"
+#include "errbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,41 +14,6 @@
 #define TLSRPT_VERSION_LEN (sizeof(TLSRPT_VERSION) - 1)
 #define EXT_NAME_MAX	   32
 #define URI_SHOWN_MAX	   80 /* longest URI quoted in a reason */
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int
-s_is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static int
-s_is_alnum(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
-
-static int
-s_is_hex(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F');
-}
 
 /* tlsrpt-ext-value: %x21-3A / %x3C / %x3E-7E, i.e. VCHAR but ";" and "=". */
 static int
@@ -67,14 +35,6 @@ s_is_uri_char(unsigned char c)
 	return strchr("\"<>\\^`{|},!;", c) == NULL;
 }
 
-static size_t
-s_skip_wsp(const char *rec, size_t len, size_t pos)
-{
-	while (pos < len && s_is_wsp((unsigned char)rec[pos]))
-		pos++;
-	return pos;
-}
-
 int
 tlsrpt_is_tlsrpt(const char *rec, size_t len)
 {
@@ -83,7 +43,7 @@ tlsrpt_is_tlsrpt(const char *rec, size_t len)
 	if (rec == NULL || len < TLSRPT_VERSION_LEN ||
 	    memcmp(rec, TLSRPT_VERSION, TLSRPT_VERSION_LEN) != 0)
 		return 0;
-	pos = s_skip_wsp(rec, len, TLSRPT_VERSION_LEN);
+	pos = abnf_skip_wsp(rec, len, TLSRPT_VERSION_LEN);
 	return pos == len || rec[pos] == ';';
 }
 
@@ -102,7 +62,7 @@ s_uri_valid(const char *uri, size_t len, char *err, size_t errlen)
 			host_end = end;
 		at = memchr(p, '@', (size_t)(host_end - p));
 		if (at == NULL || at == p || at + 1 == host_end) {
-			s_err(err, errlen,
+			errbuf_set(err, errlen,
 			    "rua URI \"%.*s\" is not a mailto: "
 			    "with an address",
 			    shown, uri);
@@ -113,8 +73,8 @@ s_uri_valid(const char *uri, size_t len, char *err, size_t errlen)
 	if (len >= 6 && strncasecmp(uri, "https:", 6) == 0) {
 		p = uri + 6;
 		if (end - p < 3 || p[0] != '/' || p[1] != '/') {
-			s_err(err, errlen, "rua URI \"%.*s\" has no //host",
-			    shown, uri);
+			errbuf_set(err, errlen,
+			    "rua URI \"%.*s\" has no //host", shown, uri);
 			return -1;
 		}
 		p += 2;
@@ -128,13 +88,13 @@ s_uri_valid(const char *uri, size_t len, char *err, size_t errlen)
 				p = q + 1;
 		}
 		if (p == host_end || *p == ':') {
-			s_err(err, errlen, "rua URI \"%.*s\" has no //host",
-			    shown, uri);
+			errbuf_set(err, errlen,
+			    "rua URI \"%.*s\" has no //host", shown, uri);
 			return -1;
 		}
 		return 0;
 	}
-	s_err(err, errlen,
+	errbuf_set(err, errlen,
 	    "rua URI \"%.*s\" is neither mailto: nor https:", shown, uri);
 	return -1;
 }
@@ -157,9 +117,9 @@ s_parse_rua(const char *rec, size_t len, size_t *pos, int store,
 		while (p < len && s_is_uri_char((unsigned char)rec[p])) {
 			if (rec[p] == '%' &&
 			    (len - p < 3 ||
-				!s_is_hex((unsigned char)rec[p + 1]) ||
-				!s_is_hex((unsigned char)rec[p + 2]))) {
-				s_err(err, errlen,
+				!abnf_is_hex((unsigned char)rec[p + 1]) ||
+				!abnf_is_hex((unsigned char)rec[p + 2]))) {
+				errbuf_set(err, errlen,
 				    "bad percent-encoding at "
 				    "offset %zu in rua",
 				    p);
@@ -169,8 +129,8 @@ s_parse_rua(const char *rec, size_t len, size_t *pos, int store,
 		}
 		if (p < len) {
 			c = (unsigned char)rec[p];
-			if (c != ';' && c != ',' && !s_is_wsp(c)) {
-				s_err(err, errlen,
+			if (c != ';' && c != ',' && !abnf_is_wsp(c)) {
+				errbuf_set(err, errlen,
 				    "invalid byte 0x%02x at "
 				    "offset %zu in rua",
 				    c, p);
@@ -178,18 +138,19 @@ s_parse_rua(const char *rec, size_t len, size_t *pos, int store,
 			}
 		}
 		if (p == start) {
-			s_err(err, errlen, "empty URI in rua at offset %zu", p);
+			errbuf_set(
+			    err, errlen, "empty URI in rua at offset %zu", p);
 			return -1;
 		}
 		if (++*n_seen > TLSRPT_RUA_MAX) {
-			s_err(err, errlen, "more than %d rua URIs",
+			errbuf_set(err, errlen, "more than %d rua URIs",
 			    TLSRPT_RUA_MAX);
 			return -1;
 		}
 		if (store) {
 			copy = strndup(rec + start, p - start);
 			if (copy == NULL) {
-				s_err(err, errlen, "out of memory");
+				errbuf_set(err, errlen, "out of memory");
 				return -1;
 			}
 			out->rua[out->n_rua++] = copy;
@@ -199,10 +160,10 @@ s_parse_rua(const char *rec, size_t len, size_t *pos, int store,
 
 		/* A "," after optional WSP continues the list. */
 		*pos = p;
-		p = s_skip_wsp(rec, len, p);
+		p = abnf_skip_wsp(rec, len, p);
 		if (p == len || rec[p] != ',')
 			return 0;
-		p = s_skip_wsp(rec, len, p + 1);
+		p = abnf_skip_wsp(rec, len, p + 1);
 	}
 }
 
@@ -215,25 +176,26 @@ s_parse_field(const char *rec, size_t len, size_t *pos,
 	int rc;
 
 	c = (unsigned char)rec[p];
-	if (!s_is_alnum(c)) {
-		s_err(err, errlen,
+	if (!abnf_is_alnum(c)) {
+		errbuf_set(err, errlen,
 		    "invalid byte 0x%02x at offset %zu, "
 		    "expected a field name",
 		    c, p);
 		return -1;
 	}
-	while (p < len && (s_is_alnum((unsigned char)rec[p]) || rec[p] == '_' ||
-			      rec[p] == '-' || rec[p] == '.'))
+	while (p < len && (abnf_is_alnum((unsigned char)rec[p]) ||
+			      rec[p] == '_' || rec[p] == '-' || rec[p] == '.'))
 		p++;
 	name_len = p - start;
 	if (p == len || rec[p] != '=') {
-		s_err(err, errlen, "field \"%.*s\" has no '=' at offset %zu",
+		errbuf_set(err, errlen,
+		    "field \"%.*s\" has no '=' at offset %zu",
 		    (int)(name_len > EXT_NAME_MAX ? EXT_NAME_MAX : name_len),
 		    rec + start, p);
 		return -1;
 	}
 	if (name_len > EXT_NAME_MAX) {
-		s_err(err, errlen, "field name longer than %d characters",
+		errbuf_set(err, errlen, "field name longer than %d characters",
 		    EXT_NAME_MAX);
 		return -1;
 	}
@@ -249,15 +211,15 @@ s_parse_field(const char *rec, size_t len, size_t *pos,
 	}
 	while (p < len && s_is_value_char((unsigned char)rec[p]))
 		p++;
-	if (p < len && rec[p] != ';' && !s_is_wsp((unsigned char)rec[p])) {
-		s_err(err, errlen,
+	if (p < len && rec[p] != ';' && !abnf_is_wsp((unsigned char)rec[p])) {
+		errbuf_set(err, errlen,
 		    "invalid byte 0x%02x at offset %zu in "
 		    "field \"%.*s\"",
 		    (unsigned char)rec[p], p, (int)name_len, rec + start);
 		return -1;
 	}
 	if (p == vstart) {
-		s_err(err, errlen, "field \"%.*s\" has an empty value",
+		errbuf_set(err, errlen, "field \"%.*s\" has an empty value",
 		    (int)name_len, rec + start);
 		return -1;
 	}
@@ -273,31 +235,31 @@ tlsrpt_parse(const char *rec, size_t len, struct tlsrpt_record *out, char *err,
 	int have_rua = 0;
 
 	memset(out, 0, sizeof(*out));
-	s_err(err, errlen, "%s", "");
+	errbuf_set(err, errlen, "%s", "");
 	if (!tlsrpt_is_tlsrpt(rec, len)) {
-		s_err(err, errlen,
+		errbuf_set(err, errlen,
 		    "record does not begin with "
 		    "\"v=TLSRPTv1;\"");
 		return -1;
 	}
 	out->rua = calloc(TLSRPT_RUA_MAX, sizeof(*out->rua));
 	if (out->rua == NULL) {
-		s_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	pos = TLSRPT_VERSION_LEN;
 	for (;;) {
-		pos = s_skip_wsp(rec, len, pos);
+		pos = abnf_skip_wsp(rec, len, pos);
 		if (pos == len)
 			break;
 		if (rec[pos] != ';') {
-			s_err(err, errlen,
+			errbuf_set(err, errlen,
 			    "invalid byte 0x%02x at offset %zu, "
 			    "expected ';'",
 			    (unsigned char)rec[pos], pos);
 			return -1;
 		}
-		pos = s_skip_wsp(rec, len, pos + 1);
+		pos = abnf_skip_wsp(rec, len, pos + 1);
 		if (pos == len)
 			break; /* the optional trailing delimiter */
 		if (s_parse_field(
@@ -305,7 +267,7 @@ tlsrpt_parse(const char *rec, size_t len, struct tlsrpt_record *out, char *err,
 			return -1;
 	}
 	if (!have_rua) {
-		s_err(err, errlen, "missing rua field");
+		errbuf_set(err, errlen, "missing rua field");
 		return -1;
 	}
 	return 0;
