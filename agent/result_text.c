@@ -26,7 +26,7 @@ s_safe(FILE *fp, const char *s)
 static void
 s_host(FILE *fp, const char *label, const struct host_result *h, int colour)
 {
-	fprintf(fp, "  %-10s ", label);
+	fprintf(fp, "  %-12s ", label);
 	s_safe(fp, h->host);
 	if (h->ip[0])
 		fprintf(fp, " [%s]", h->ip);
@@ -70,7 +70,7 @@ result_text_print(FILE *fp, const struct probe_result *r, int colour)
 		fprintf(fp, ", %zu warning%s", nwarn, nwarn == 1 ? "" : "s");
 	fputc('\n', fp);
 
-	fprintf(fp, "  %-10s ", "sts txt");
+	fprintf(fp, "  %-12s ", "sts txt");
 	if (r->sts_id[0]) {
 		fprintf(fp, "id=");
 		s_safe(fp, r->sts_id);
@@ -79,7 +79,7 @@ result_text_print(FILE *fp, const struct probe_result *r, int colour)
 		fprintf(fp, "-");
 	}
 	fputc('\n', fp);
-	fprintf(fp, "  %-10s ", "policy");
+	fprintf(fp, "  %-12s ", "policy");
 	if (r->policy_parsed) {
 		fprintf(fp,
 		    "mode=%s max_age=%ld mx=", policy_mode_name(r->policy.mode),
@@ -103,7 +103,7 @@ result_text_print(FILE *fp, const struct probe_result *r, int colour)
 		snprintf(label, sizeof(label), "mx %d", r->mx[i].preference);
 		s_host(fp, label, &r->mx[i].h, colour);
 	}
-	fprintf(fp, "  %-10s ", "tls-rpt");
+	fprintf(fp, "  %-12s ", "tls-rpt");
 	for (size_t i = 0; i < r->n_rua; i++) {
 		if (i)
 			fputc(',', fp);
