@@ -150,6 +150,19 @@ s_copy_records(const struct dns_answer *ans, char ***out, size_t *n)
 	return 0;
 }
 
+/* A record that starts like an STS record but breaks the version rule is
+ * ignored by senders; say so rather than just "missing". */
+static int
+s_has_sts_typo(const struct dns_answer *ans)
+{
+	for (size_t i = 0; i < ans->n_txt; i++)
+		if (ans->txt_len[i] >= 7 &&
+		    strncasecmp(ans->txt[i], "v=STSv1", 7) == 0 &&
+		    !sts_txt_is_sts(ans->txt[i], ans->txt_len[i]))
+			return 1;
+	return 0;
+}
+
 static void
 s_on_sts_txt(struct dns_answer *ans, void *arg)
 {
@@ -176,11 +189,16 @@ s_on_sts_txt(struct dns_answer *ans, void *arg)
 	}
 	others = ans->n_txt - n_sts;
 	if (n_sts == 0) {
+		const char *why = "no TXT record there";
+		if (ans->status == DNS_NXDOMAIN)
+			why = "the name does not exist";
+		else if (s_has_sts_typo(ans))
+			why = "a record begins with v=STSv1 but not with "
+			      "\"v=STSv1;\", so senders ignore it";
+		else if (others)
+			why = "only records of other kinds, which are ignored";
 		(void)finding_add(&r->findings, F_STS_TXT_MISSING, ROLE_DOMAIN,
-		    r->domain, "no v=STSv1 TXT record at %s (%s%s)", name,
-		    ans->status == DNS_NXDOMAIN ? "the name does not exist"
-						: "",
-		    others ? "only records of other kinds, ignored" : "");
+		    r->domain, "no v=STSv1 TXT record at %s (%s)", name, why);
 	} else if (n_sts > 1) {
 		(void)finding_add(&r->findings, F_STS_TXT_MULTIPLE, ROLE_DOMAIN,
 		    r->domain,
@@ -409,12 +427,7 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		    r->policy_raw, r->policy_raw_len, r->policy_sha256);
 	}
 
-	if (res->too_large) {
-		(void)finding_add(&r->findings, F_POLICY_TOO_LARGE,
-		    ROLE_POLICY_HOST, h->host,
-		    "%s sent more than %d bytes; senders stop reading there",
-		    url, POLICY_BODY_MAX);
-	} else if (res->curl_code != CURLE_OK && res->status == 0) {
+	if (res->curl_code != CURLE_OK && res->status == 0) {
 		if (s_is_tls_error(res->curl_code) ||
 		    (!res->tls_done && res->curl_code == CURLE_RECV_ERROR)) {
 			(void)finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
@@ -424,6 +437,11 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		}
 		(void)finding_add(&r->findings, F_POLICY_FETCH_FAILED,
 		    ROLE_POLICY_HOST, h->host, "%s: %s", url, res->error);
+	} else if (res->too_large && res->status == 200) {
+		(void)finding_add(&r->findings, F_POLICY_TOO_LARGE,
+		    ROLE_POLICY_HOST, h->host,
+		    "%s sent more than %d bytes; senders stop reading there",
+		    url, POLICY_BODY_MAX);
 	} else if (res->status >= 300 && res->status < 400) {
 		(void)finding_add(&r->findings, F_POLICY_REDIRECT,
 		    ROLE_POLICY_HOST, h->host,
@@ -438,6 +456,11 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		    res->status == 404 ? "not found: the host serves no policy"
 		    : res->status >= 500 ? "server error"
 					 : "not 200 OK");
+	} else if (res->curl_code != CURLE_OK) {
+		/* 200, then the body broke off: a sender has no policy. */
+		(void)finding_add(&r->findings, F_POLICY_FETCH_FAILED,
+		    ROLE_POLICY_HOST, h->host, "%s: body incomplete: %s", url,
+		    res->error);
 	} else if (!s_media_type_is_text_plain(r->content_type)) {
 		(void)finding_add(&r->findings, F_POLICY_CONTENT_TYPE,
 		    ROLE_POLICY_HOST, h->host,
@@ -752,7 +775,9 @@ s_on_mx(struct dns_answer *ans, void *arg)
 		return;
 	}
 	qsort(ans->mx, ans->n_mx, sizeof(*ans->mx), s_mx_cmp);
-	size_t n = ans->n_mx < PROBE_MX_MAX ? ans->n_mx : PROBE_MX_MAX;
+	/* Every MX is matched against the policy; only the first
+	 * PROBE_MX_MAX by preference are connected to. */
+	size_t n = ans->n_mx;
 	if ((r->mx = calloc(n, sizeof(*r->mx))) == NULL) {
 		s_done_one(p);
 		return;
@@ -767,10 +792,18 @@ s_on_mx(struct dns_answer *ans, void *arg)
 			break;
 		r->n_mx = i + 1;
 	}
-	for (size_t i = 0; i < r->n_mx; i++)
-		if (r->mx[i].h.host != NULL)
-			(void)s_lookup_addrs(
-			    p, &p->mx_ops[i], &r->mx[i].h, s_mx_host_resolved);
+	for (size_t i = 0; i < r->n_mx; i++) {
+		if (r->mx[i].h.host == NULL)
+			continue;
+		if (i >= PROBE_MX_MAX) {
+			snprintf(r->mx[i].h.error, sizeof(r->mx[i].h.error),
+			    "not probed: only the first %d MX hosts are",
+			    PROBE_MX_MAX);
+			continue;
+		}
+		(void)s_lookup_addrs(
+		    p, &p->mx_ops[i], &r->mx[i].h, s_mx_host_resolved);
+	}
 	s_done_one(p);
 }
 
@@ -885,7 +918,7 @@ s_deadline(evutil_socket_t fd, short what, void *arg)
 		    ROLE_POLICY_HOST, r->policy_host.host, "%s: %s",
 		    r->policy_url, msg);
 	cert_eval_flush(&p->policy_ops.eval);
-	for (size_t i = 0; i < r->n_mx; i++) {
+	for (size_t i = 0; i < r->n_mx && i < PROBE_MX_MAX; i++) {
 		struct host_ops *o = &p->mx_ops[i];
 		if (o->smtp != NULL || o->qa != NULL || o->qaaaa != NULL)
 			(void)finding_add(&r->findings, F_MX_CONNECT_FAILED,

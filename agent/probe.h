@@ -13,7 +13,7 @@
 #include "finding.h"
 #include "policy_parse.h"
 
-#define PROBE_MX_MAX	10    /* MX hosts probed per domain */
+#define PROBE_MX_MAX	10    /* MX hosts connected to per domain */
 #define PROBE_ADDRS_MAX 8     /* addresses kept per host */
 #define POLICY_BODY_MAX 65536 /* RFC 8461 3.3: 64 KiB */
 

@@ -74,6 +74,9 @@ s_mx_problem(const char *mx)
 		if (*p >= 0x80)
 			return "is not ASCII (use the A-label, xn--...)";
 	}
+	if (strncmp(mx, "*.", 2) == 0 && strchr(mx + 2, '*') == NULL &&
+	    strchr(mx + 2, '.') == NULL)
+		return "needs at least two labels after \"*.\"";
 	if (strchr(mx, '*') != NULL)
 		return "has a wildcard other than a leading \"*.\"";
 	if (mx[0] == '[' || strchr(mx, ':') != NULL ||

@@ -299,6 +299,8 @@ test_mx_invalid(void **state)
 	    "cher.example\" is not ASCII (use the A-label, xn--...)");
 	expect_error(HEAD "mx: localhost\n",
 	    "line 4: mx \"localhost\" needs at least two labels");
+	expect_error(HEAD "mx: *.org\n",
+	    "line 4: mx \"*.org\" needs at least two labels after \"*.\"");
 	expect_error(HEAD "mx: mx_1.example.com\n",
 	    "line 4: mx \"mx_1.example.com\" is not a valid host name");
 	expect_error(HEAD "mx: example.com.\n",
