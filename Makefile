@@ -6,7 +6,8 @@
 CC	?= cc
 BUILD	?= build
 BINDIR	?= bin
-PKGS	:= openssl libcurl libunbound libevent jansson libprotobuf-c libpq libzmq
+PKGS	:= openssl libcurl libunbound libevent jansson libprotobuf-c libpq libzmq \
+	   libczmq inih
 TESTPKGS := cmocka
 
 OPT	?= -O2
@@ -30,7 +31,8 @@ ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
 AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c))
-COLL_SRC   := $(filter-out collector/main.c,$(wildcard collector/*.c))
+COLL_MAINS := collector/main.c collector/report_main.c
+COLL_SRC   := $(filter-out $(COLL_MAINS),$(wildcard collector/*.c))
 PROTO	   := $(wildcard proto/mtastswatch/v1/*.proto)
 GEN_C	   := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTO))
 GEN_H	   := $(GEN_C:.c=.h)
@@ -48,7 +50,11 @@ FMT_FILES  := $(wildcard common/*.[ch] agent/*.[ch] collector/*.[ch] \
 .PHONY: all test unit integration asan fuzz fuzz-smoke check clean format \
 	check-format
 
-all: $(BINDIR)/mtasts-agent
+BINS := $(BINDIR)/mtasts-agent $(if $(wildcard collector/main.c), \
+	$(BINDIR)/mtasts-collector) $(if $(wildcard collector/report_main.c), \
+	$(BINDIR)/mtasts-report)
+
+all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c $(wildcard common/*.h agent/*.h collector/*.h) \
     | $(GEN_H)
@@ -72,6 +78,15 @@ $(BINDIR)/mtasts-agent: $(BUILD)/obj/agent/main.o $(BUILD)/libmtasts.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BINDIR)/mtasts-collector: $(BUILD)/obj/collector/main.o $(BUILD)/libmtasts.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BINDIR)/mtasts-report: $(BUILD)/obj/collector/report_main.o \
+    $(BUILD)/libmtasts.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmtasts.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests/lib -o $@ $< \
@@ -80,7 +95,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmtasts.a
 unit: $(UNIT_BIN)
 
 test: all unit
-	BUILD=$(BUILD) AGENT=$(BINDIR)/mtasts-agent sh tests/run.sh
+	BUILD=$(BUILD) BINDIR=$(BINDIR) AGENT=$(BINDIR)/mtasts-agent sh tests/run.sh
 
 # A distinct exit code, so a sanitizer report never passes for "exit 1:
 # error findings"; tests also look for the report text.

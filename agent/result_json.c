@@ -253,9 +253,10 @@ result_json(const struct probe_result *r)
 	mxa = json_array();
 	for (size_t i = 0; i < r->n_mx; i++) {
 		const struct mx_result *mx = &r->mx[i];
-		json_t *m = json_object();
+		json_t *m;
 		if (mx->h.host == NULL)
 			continue;
+		m = json_object();
 		s_host_fields(m, &mx->h);
 		json_object_set_new(
 		    m, "preference", json_integer(mx->preference));
