@@ -8,7 +8,28 @@ AGENT=${AGENT:-bin/mtasts-agent}
 passed=0
 failed=0
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+pgdir=
+cleanup() {
+	rm -f "$log"
+	if [ -n "$pgdir" ]; then
+		sh tests/lib/pg_stop.sh "$pgdir" >/dev/null 2>&1 || true
+	fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+
+# A private PostgreSQL for the tests that need one (socket only, no TCP).
+if [ -z "${MTASTS_TEST_PG:-}" ] && [ -f tests/lib/pg_start.sh ]; then
+	pgdir=$(mktemp -d /tmp/mtpg.XXXXXX)
+	rmdir "$pgdir"
+	if pgenv=$(sh tests/lib/pg_start.sh "$pgdir" 2>"$log"); then
+		eval "$pgenv"
+	else
+		cat "$log"
+		echo "run.sh: could not start PostgreSQL; database tests will fail"
+		pgdir=
+	fi
+fi
 
 for t in "$BUILD"/tests/test_*; do
 	[ -x "$t" ] || continue
