@@ -1,0 +1,1379 @@
+/* store_pg.c -- stores agents' probe results in PostgreSQL, exactly once. */
+#include "store_pg.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "cert_check.h"
+#include "log.h"
+
+/*
+ * Every value reaches the server as a parameter of a statement prepared
+ * once per connection; the only SQL sent as text are BEGIN/COMMIT/
+ * ROLLBACK, the migration files themselves and the two bootstrap queries
+ * about schema_migrations, which cannot be prepared before that table
+ * exists (they still pass their values as parameters).
+ */
+
+/* Serializes migrations between collectors sharing a database. */
+#define MIGRATION_LOCK_KEY "7310593858020254067"
+#define MIGRATION_MAX_SIZE (1024 * 1024)
+#define PARAMS_MAX	   20
+
+struct store {
+	PGconn *conn;
+	char *conninfo;
+	int broken;	  /* the connection is lost: only reconnect helps */
+	long bad_index;	  /* see store_bad_index */
+	long ensured_day; /* last UTC day (days since the epoch) made */
+	char sqlstate[6]; /* of the last failed statement, "" if none */
+	char err[512];
+};
+
+struct stmt {
+	const char *name;
+	const char *sql;
+};
+
+static const struct stmt stmts[] = {
+    {"ping", "SELECT 1"},
+    {"agent_upsert",
+	"INSERT INTO agents (public_key, name, region) VALUES ($1, $2, $3) "
+	"ON CONFLICT (public_key) DO UPDATE SET name = EXCLUDED.name, "
+	"region = EXCLUDED.region, last_seen = now() RETURNING id"},
+    {"agent_committed", "SELECT last_committed_seq FROM agents WHERE id = $1"},
+    /* Serializes the batches and gaps of one agent between collectors. */
+    {"agent_lock",
+	"SELECT last_committed_seq FROM agents WHERE id = $1 FOR UPDATE"},
+    {"agent_advance",
+	"UPDATE agents SET last_committed_seq = "
+	"mtastswatch_watermark(id, last_committed_seq), "
+	"last_seen = greatest(last_seen, $2::timestamptz) WHERE id = $1 "
+	"RETURNING last_committed_seq"},
+    {"gap_insert",
+	"INSERT INTO gaps (agent_id, first_seq, last_seq, reason, "
+	"received_at) VALUES ($1, $2, $3, $4, $5) "
+	"ON CONFLICT (agent_id, first_seq, last_seq) DO NOTHING RETURNING id"},
+    {"gap_count",
+	"UPDATE agents SET gaps_total = gaps_total + $2 WHERE id = $1"},
+    {"seq_claim", "INSERT INTO result_seqs (agent_id, seq, received_at) "
+		  "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING seq"},
+    {"result_insert",
+	"INSERT INTO results (agent_id, seq, domain, round, started_at, "
+	"duration_ms, completed, resolver, vantage, received_at, "
+	"error_count, warning_count, info_count) VALUES ($1, $2, $3, $4, "
+	"$5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id"},
+    {"cert_insert",
+	"INSERT INTO certificates (sha256, spki_sha256, der, subject, "
+	"issuer, serial, not_before, not_after, san, key_type, key_bits, "
+	"sig_alg, aki, ski) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+	"$10, $11, $12, $13, $14) ON CONFLICT (sha256) DO NOTHING"},
+    {"dns_insert",
+	"INSERT INTO dns_observations (result_id, received_at, "
+	"sts_present, sts_records, sts_id, sts_valid, tlsrpt_present, "
+	"tlsrpt_records, tlsrpt_rua, tlsrpt_valid) VALUES ($1, $2, $3, $4, "
+	"$5, $6, $7, $8, $9, $10)"},
+    {"policy_insert",
+	"INSERT INTO policy_observations (result_id, received_at, url, "
+	"http_status, content_type, sha256, mode, mx, max_age, valid, raw) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"},
+    {"host_insert",
+	"INSERT INTO host_observations (result_id, received_at, role, "
+	"position, host, preference, starttls, policy_match, addresses, ip, "
+	"tls_ok, tls_version, cipher, verified, handshake_ms, ocsp, error) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+	"$14, $15, $16, $17)"},
+    {"chain_insert",
+	"INSERT INTO chain_certs (result_id, received_at, role, "
+	"host_position, host, position, cert_sha256) VALUES ($1, $2, $3, "
+	"$4, $5, $6, $7)"},
+    {"finding_insert",
+	"INSERT INTO findings (result_id, received_at, position, code, "
+	"severity, subject, detail, rfc8460) VALUES ($1, $2, $3, $4, $5, $6, "
+	"$7, $8)"},
+    {"partitions_ensure",
+	"SELECT mtastswatch_ensure_partitions($1::date, $2::integer)"},
+    {"partitions_drop",
+	"SELECT mtastswatch_drop_partitions_before($1::timestamptz)"},
+    {"domain_readd",
+	"UPDATE domains SET removed_at = NULL, added_at = now() "
+	"WHERE name = lower(rtrim($1, '.')) AND removed_at IS NOT NULL "
+	"RETURNING id"},
+    {"domain_add", "INSERT INTO domains (name) VALUES (lower(rtrim($1, '.'))) "
+		   "ON CONFLICT (name) DO NOTHING RETURNING id"},
+    {"domain_remove",
+	"UPDATE domains SET removed_at = now() "
+	"WHERE name = lower(rtrim($1, '.')) AND removed_at IS NULL "
+	"RETURNING id"},
+    {"domain_list",
+	"SELECT name, extract(epoch FROM added_at)::bigint, "
+	"coalesce(extract(epoch FROM removed_at)::bigint, 0) FROM domains "
+	"WHERE $1::boolean OR removed_at IS NULL ORDER BY name"},
+};
+
+/*
+ * The parameters of one statement.  Values are text unless fmt is 1
+ * (bytea, sent binary); a NULL value is SQL NULL.  Numbers are formatted
+ * into num, arrays and timestamps into owned buffers.
+ */
+struct params {
+	int n;
+	int overflow; /* too many parameters or out of memory */
+	const char *val[PARAMS_MAX];
+	int len[PARAMS_MAX];
+	int fmt[PARAMS_MAX];
+	char num[PARAMS_MAX][40];
+	char *owned[PARAMS_MAX];
+};
+
+static void
+p_free(struct params *p)
+{
+	for (int i = 0; i < p->n; i++)
+		free(p->owned[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+/* The next slot, or -1 when full. */
+static int
+p_slot(struct params *p)
+{
+	if (p->n >= PARAMS_MAX) {
+		p->overflow = 1;
+		return -1;
+	}
+	p->val[p->n] = NULL;
+	p->len[p->n] = 0;
+	p->fmt[p->n] = 0;
+	p->owned[p->n] = NULL;
+	return p->n++;
+}
+
+static void
+p_null(struct params *p)
+{
+	(void)p_slot(p);
+}
+
+static void
+p_text(struct params *p, const char *v)
+{
+	int i = p_slot(p);
+
+	if (i != -1)
+		p->val[i] = v != NULL ? v : "";
+}
+
+/* An optional string: the empty string agents send for "none" is NULL. */
+static void
+p_opt(struct params *p, const char *v)
+{
+	int i = p_slot(p);
+
+	if (i != -1 && v != NULL && v[0] != '\0')
+		p->val[i] = v;
+}
+
+static void
+p_i64(struct params *p, int64_t v)
+{
+	int i = p_slot(p);
+
+	if (i == -1)
+		return;
+	snprintf(p->num[i], sizeof(p->num[i]), "%" PRId64, v);
+	p->val[i] = p->num[i];
+}
+
+static void
+p_bool(struct params *p, int v)
+{
+	p_text(p, v ? "t" : "f");
+}
+
+/* bytea; with opt, zero bytes are NULL rather than an empty bytea. */
+static void
+p_bytes(struct params *p, const void *v, size_t len, int opt)
+{
+	int i = p_slot(p);
+
+	if (i == -1 || (opt && len == 0))
+		return;
+	if (len > INT32_MAX) {
+		p->overflow = 1;
+		return;
+	}
+	p->val[i] = len > 0 ? v : "";
+	p->len[i] = (int)len;
+	p->fmt[i] = 1;
+}
+
+/* A UTC timestamp with microseconds, as timestamptz input. */
+static void
+p_time(struct params *p, time_t sec, long usec)
+{
+	struct tm tm;
+	int i = p_slot(p);
+	size_t o;
+
+	if (i == -1)
+		return;
+	if (gmtime_r(&sec, &tm) == NULL) {
+		p->overflow = 1;
+		return;
+	}
+	o = strftime(p->num[i], sizeof(p->num[i]), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(p->num[i] + o, sizeof(p->num[i]) - o, ".%06ld+00", usec);
+	p->val[i] = p->num[i];
+}
+
+/*
+ * An array literal ("{...}") in an owned buffer, every element quoted.
+ * Text elements escape '"' and '\'; bytea elements are "\\x" and hex.
+ */
+static void
+p_array(struct params *p, char *const *text, const ProtobufCBinaryData *bin,
+    size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t cap = 3, o = 0;
+	char *buf;
+	int i = p_slot(p);
+
+	if (i == -1)
+		return;
+	for (size_t k = 0; k < n; k++) {
+		size_t elen = text != NULL
+				  ? (text[k] != NULL ? 2 * strlen(text[k]) : 0)
+				  : 2 * bin[k].len + 4;
+		cap += elen + 3;
+	}
+	if ((buf = malloc(cap)) == NULL) {
+		p->overflow = 1;
+		return;
+	}
+	p->owned[i] = buf;
+	buf[o++] = '{';
+	for (size_t k = 0; k < n; k++) {
+		if (k > 0)
+			buf[o++] = ',';
+		buf[o++] = '"';
+		if (text != NULL) {
+			for (const char *c = text[k] ? text[k] : ""; *c; c++) {
+				if (*c == '"' || *c == '\\')
+					buf[o++] = '\\';
+				buf[o++] = *c;
+			}
+		} else {
+			memcpy(buf + o, "\\\\x", 3);
+			o += 3;
+			for (size_t b = 0; b < bin[k].len; b++) {
+				buf[o++] = hex[bin[k].data[b] >> 4];
+				buf[o++] = hex[bin[k].data[b] & 15];
+			}
+		}
+		buf[o++] = '"';
+	}
+	buf[o++] = '}';
+	buf[o] = '\0';
+	p->val[i] = buf;
+}
+
+static void
+s_trim_nl(char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+}
+
+/* Notes a failed libpq call: the message, the SQLSTATE, a lost link. */
+static void
+s_fail(struct store *s, const char *what, const PGresult *res)
+{
+	const char *msg = res != NULL ? PQresultErrorMessage(res) : "";
+	const char *state =
+	    res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (msg == NULL || msg[0] == '\0')
+		msg = PQerrorMessage(s->conn);
+	snprintf(s->err, sizeof(s->err), "%s: %s", what, msg);
+	s_trim_nl(s->err);
+	snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", state ? state : "");
+	if (PQstatus(s->conn) != CONNECTION_OK)
+		s->broken = 1;
+}
+
+static int
+s_check_link(struct store *s)
+{
+	if (s->broken || s->conn == NULL) {
+		snprintf(s->err, sizeof(s->err),
+		    "database connection lost; reconnect");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Runs prepared statement name with p's parameters (freed here, whatever
+ * the outcome).  Returns the result, for the caller to PQclear, when its
+ * status is PGRES_TUPLES_OK or PGRES_COMMAND_OK; otherwise NULL with
+ * s->err set.
+ */
+static PGresult *
+s_exec(struct store *s, const char *name, struct params *p)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	if (s_check_link(s) == -1) {
+		p_free(p);
+		return NULL;
+	}
+	if (p->overflow) {
+		snprintf(s->err, sizeof(s->err), "%s: bad parameter", name);
+		s->sqlstate[0] = '\0';
+		p_free(p);
+		return NULL;
+	}
+	res = PQexecPrepared(s->conn, name, p->n, p->val, p->len, p->fmt, 0);
+	p_free(p);
+	st = PQresultStatus(res);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	s_fail(s, name, res);
+	PQclear(res);
+	return NULL;
+}
+
+/* Runs fixed SQL without parameters (BEGIN, COMMIT, a migration). */
+static int
+s_exec_sql(struct store *s, const char *what, const char *sql)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	if (s_check_link(s) == -1)
+		return -1;
+	res = PQexec(s->conn, sql);
+	st = PQresultStatus(res);
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+		PQclear(res);
+		return 0;
+	}
+	s_fail(s, what, res);
+	PQclear(res);
+	return -1;
+}
+
+/* Rolls back after a failure, keeping the message of that failure. */
+static void
+s_rollback(struct store *s)
+{
+	PGresult *res;
+
+	if (s->broken || s->conn == NULL)
+		return;
+	res = PQexec(s->conn, "ROLLBACK");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQstatus(s->conn) != CONNECTION_OK)
+		s->broken = 1;
+	PQclear(res);
+}
+
+/*
+ * Runs a statement that yields at most one row, an int64 in its first
+ * column, stored in *out (may be NULL).  No row is an error unless found
+ * is given, which then says whether there was one.
+ */
+static int
+s_exec_i64(struct store *s, const char *name, struct params *p, int64_t *out,
+    int *found)
+{
+	PGresult *res = s_exec(s, name, p);
+	int rows;
+
+	if (res == NULL)
+		return -1;
+	rows = PQntuples(res) > 0;
+	if (rows && out != NULL)
+		*out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (found != NULL)
+		*found = rows;
+	else if (!rows) {
+		snprintf(s->err, sizeof(s->err), "%s: no row", name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+s_prepare(struct store *s)
+{
+	PGresult *res;
+
+	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+		res = PQprepare(s->conn, stmts[i].name, stmts[i].sql, 0, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			s_fail(s, stmts[i].name, res);
+			PQclear(res);
+			return -1;
+		}
+		PQclear(res);
+	}
+	return 0;
+}
+
+static int
+s_connect(struct store *s)
+{
+	PQfinish(s->conn);
+	s->conn = PQconnectdb(s->conninfo);
+	s->broken = 1;
+	if (s->conn == NULL) {
+		snprintf(s->err, sizeof(s->err), "connect: out of memory");
+		return -1;
+	}
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		snprintf(s->err, sizeof(s->err), "connect: %s",
+		    PQerrorMessage(s->conn));
+		s_trim_nl(s->err);
+		return -1;
+	}
+	if (PQsetClientEncoding(s->conn, "UTF8") != 0) {
+		snprintf(s->err, sizeof(s->err), "connect: client encoding");
+		return -1;
+	}
+	s->broken = 0;
+	return 0;
+}
+
+/* Migration files: "NNN_name.sql", NNN decimal digits. */
+static int
+s_migration_filter(const struct dirent *d)
+{
+	const char *n = d->d_name;
+	size_t len = strlen(n), digits = strspn(n, "0123456789");
+
+	return digits > 0 && digits < 10 && n[digits] == '_' && len > 4 &&
+	       strcmp(n + len - 4, ".sql") == 0;
+}
+
+/* The whole file, NUL-terminated.  Calls malloc; the caller frees. */
+static char *
+s_read_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((buf = malloc(MIGRATION_MAX_SIZE + 1)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		fclose(f);
+		return NULL;
+	}
+	len = fread(buf, 1, MIGRATION_MAX_SIZE + 1, f);
+	if (ferror(f) || len > MIGRATION_MAX_SIZE) {
+		snprintf(err, errlen, "%s: %s", path,
+		    ferror(f) ? "read error" : "too large");
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	if (strlen(buf) != len) {
+		snprintf(err, errlen, "%s: contains a NUL byte", path);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/*
+ * Applies one migration unless schema_migrations already lists it: one
+ * transaction, holding the advisory lock, so that of several collectors
+ * starting at once exactly one applies it and the others see it applied.
+ */
+static int
+s_migrate_one(struct store *s, const char *dir, const char *file)
+{
+	const char *vals[2];
+	char path[4096], version[16], *sql = NULL;
+	PGresult *res;
+	int applied = 0;
+
+	snprintf(version, sizeof(version), "%ld", strtol(file, NULL, 10));
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >=
+	    sizeof(path)) {
+		snprintf(s->err, sizeof(s->err), "%s: path too long", file);
+		return -1;
+	}
+	if ((sql = s_read_file(path, s->err, sizeof(s->err))) == NULL)
+		return -1;
+	if (s_exec_sql(s, "begin", "BEGIN") == -1)
+		goto fail;
+	if (s_exec_sql(s, "migration lock",
+		"SELECT pg_advisory_xact_lock(" MIGRATION_LOCK_KEY ")") == -1)
+		goto rollback;
+	vals[0] = version;
+	vals[1] = file;
+	res = PQexecParams(s->conn,
+	    "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL,
+	    NULL, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		s_fail(s, "migration check", res);
+		PQclear(res);
+		goto rollback;
+	}
+	applied = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (applied) {
+		res = PQexecParams(s->conn,
+		    "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
+		    NULL, vals, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			s_fail(s, "migration check", res);
+			PQclear(res);
+			goto rollback;
+		}
+		applied = PQntuples(res) > 0;
+		PQclear(res);
+	}
+	if (!applied) {
+		if (s_exec_sql(s, file, sql) == -1)
+			goto rollback;
+		res = PQexecParams(s->conn,
+		    "INSERT INTO schema_migrations (version, name) "
+		    "VALUES ($1, $2)",
+		    2, NULL, vals, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			s_fail(s, "migration record", res);
+			PQclear(res);
+			goto rollback;
+		}
+		PQclear(res);
+	}
+	if (s_exec_sql(s, "commit", "COMMIT") == -1)
+		goto fail;
+	if (!applied)
+		log_info("store: migration=%s applied", file);
+	free(sql);
+	return 0;
+rollback:
+	s_rollback(s);
+fail:
+	free(sql);
+	return -1;
+}
+
+static int
+s_migrate(struct store *s, const char *dir)
+{
+	struct dirent **names = NULL;
+	int n, rc = 0;
+	long prev = -1;
+
+	if ((n = scandir(dir, &names, s_migration_filter, alphasort)) == -1) {
+		snprintf(
+		    s->err, sizeof(s->err), "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (n == 0) {
+		snprintf(s->err, sizeof(s->err), "%s: no migrations", dir);
+		rc = -1;
+	}
+	/* alphasort orders "010_" after "009_" only at equal widths. */
+	for (int i = 1; i < n && rc == 0; i++) {
+		if (strspn(names[i]->d_name, "0123456789") !=
+		    strspn(names[0]->d_name, "0123456789")) {
+			snprintf(s->err, sizeof(s->err),
+			    "%s: migration numbers differ in width", dir);
+			rc = -1;
+		}
+	}
+	for (int i = 0; i < n && rc == 0; i++) {
+		long v = strtol(names[i]->d_name, NULL, 10);
+
+		if (v == prev) {
+			snprintf(s->err, sizeof(s->err),
+			    "%s: two migrations numbered %ld", dir, v);
+			rc = -1;
+			break;
+		}
+		prev = v;
+		rc = s_migrate_one(s, dir, names[i]->d_name);
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+struct store *
+store_open(
+    const char *conninfo, const char *migrations_dir, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->bad_index = -1;
+	s->ensured_day = -1;
+	if ((s->conninfo = strdup(conninfo)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(s);
+		return NULL;
+	}
+	if (s_connect(s) == -1 || s_migrate(s, migrations_dir) == -1 ||
+	    s_prepare(s) == -1 ||
+	    store_ensure_partitions(s, time(NULL)) == -1) {
+		snprintf(err, errlen, "%s", s->err);
+		store_close(&s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+store_close(struct store **s)
+{
+	if (s == NULL || *s == NULL)
+		return;
+	PQfinish((*s)->conn);
+	free((*s)->conninfo);
+	free(*s);
+	*s = NULL;
+}
+
+const char *
+store_error(const struct store *s)
+{
+	return s->err;
+}
+
+long
+store_bad_index(const struct store *s)
+{
+	return s->bad_index;
+}
+
+int
+store_broken(const struct store *s)
+{
+	return s->broken;
+}
+
+int
+store_ping(struct store *s)
+{
+	struct params p = {0};
+	PGresult *res = s_exec(s, "ping", &p);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int
+store_reconnect(struct store *s)
+{
+	if (s_connect(s) == -1)
+		return -1;
+	if (s_prepare(s) == -1) {
+		s->broken = 1;
+		return -1;
+	}
+	log_info("store: reconnected");
+	return 0;
+}
+
+int
+store_agent_upsert(struct store *s, const char *public_key, const char *name,
+    const char *region, int64_t *agent_id)
+{
+	struct params p = {0};
+
+	if (public_key == NULL || public_key[0] == '\0') {
+		snprintf(s->err, sizeof(s->err), "agent_upsert: empty key");
+		return -1;
+	}
+	p_text(&p, public_key);
+	p_text(&p, name);
+	p_text(&p, region);
+	return s_exec_i64(s, "agent_upsert", &p, agent_id, NULL);
+}
+
+int
+store_agent_committed(struct store *s, int64_t agent_id, uint64_t *seq)
+{
+	struct params p = {0};
+	int64_t v;
+
+	p_i64(&p, agent_id);
+	if (s_exec_i64(s, "agent_committed", &p, &v, NULL) == -1)
+		return -1;
+	*seq = (uint64_t)v;
+	return 0;
+}
+
+/* Locks the agent's row for this transaction; -1 if there is none. */
+static int
+s_agent_lock(struct store *s, int64_t agent_id)
+{
+	struct params p = {0};
+	int found;
+
+	p_i64(&p, agent_id);
+	if (s_exec_i64(s, "agent_lock", &p, NULL, &found) == -1)
+		return -1;
+	if (!found) {
+		snprintf(
+		    s->err, sizeof(s->err), "no agent id=%" PRId64, agent_id);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+s_agent_advance(struct store *s, int64_t agent_id, const struct timespec *t,
+    uint64_t *committed_seq)
+{
+	struct params p = {0};
+	int64_t v;
+
+	p_i64(&p, agent_id);
+	p_time(&p, t->tv_sec, t->tv_nsec / 1000);
+	if (s_exec_i64(s, "agent_advance", &p, &v, NULL) == -1)
+		return -1;
+	*committed_seq = (uint64_t)v;
+	return 0;
+}
+
+/* A certificate of one result, parsed from the DER the agent sent. */
+struct cert {
+	const ProtobufCBinaryData *der;
+	unsigned char sha256[32];
+	X509 *x;
+};
+
+static void
+s_certs_free(struct cert *certs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		X509_free(certs[i].x);
+	free(certs);
+}
+
+/* Parses every certificate of r; NULL with s->err set if one is bad. */
+static struct cert *
+s_certs_load(struct store *s, const Mtastswatch__V1__ProbeResult *r)
+{
+	struct cert *certs = calloc(r->n_certificates + 1, sizeof(*certs));
+	const unsigned char *q;
+
+	if (certs == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < r->n_certificates; i++) {
+		const ProtobufCBinaryData *der = &r->certificates[i]->der;
+
+		certs[i].der = der;
+		q = der->data;
+		if (der->len == 0 || der->len > LONG_MAX ||
+		    (certs[i].x = d2i_X509(NULL, &q, (long)der->len)) == NULL ||
+		    q != der->data + der->len ||
+		    EVP_Digest(der->data, der->len, certs[i].sha256, NULL,
+			EVP_sha256(), NULL) != 1) {
+			snprintf(s->err, sizeof(s->err),
+			    "seq %" PRIu64 ": certificate %zu does not parse",
+			    r->seq, i);
+			s_certs_free(certs, i + 1);
+			return NULL;
+		}
+	}
+	return certs;
+}
+
+static int
+s_cert_known(const struct cert *certs, size_t n, const ProtobufCBinaryData *h)
+{
+	if (h->len != 32)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (memcmp(certs[i].sha256, h->data, 32) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+s_hex_bytes(const char *hex, unsigned char *out, size_t outlen)
+{
+	for (size_t i = 0; i < outlen; i++) {
+		unsigned int b;
+
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return -1;
+		out[i] = (unsigned char)b;
+	}
+	return 0;
+}
+
+static int
+s_cert_insert(struct store *s, const struct cert *c)
+{
+	struct params p = {0};
+	struct cert_info info;
+	unsigned char spki[32];
+	const ASN1_OCTET_STRING *aki, *ski;
+	PGresult *res;
+
+	if (cert_info_load(c->x, &info) == -1 ||
+	    s_hex_bytes(info.spki_sha256, spki, sizeof(spki)) == -1) {
+		cert_info_free(&info);
+		snprintf(s->err, sizeof(s->err), "certificate: cannot load");
+		return -1;
+	}
+	/* Both are NULL when the extensions are absent or malformed. */
+	aki = X509_get0_authority_key_id(c->x);
+	ski = X509_get0_subject_key_id(c->x);
+	p_bytes(&p, c->sha256, sizeof(c->sha256), 0);
+	p_bytes(&p, spki, sizeof(spki), 0);
+	p_bytes(&p, c->der->data, c->der->len, 0);
+	p_text(&p, info.subject);
+	p_text(&p, info.issuer);
+	p_text(&p, info.serial);
+	if (info.not_before != 0)
+		p_time(&p, info.not_before, 0);
+	else
+		p_null(&p);
+	if (info.not_after != 0)
+		p_time(&p, info.not_after, 0);
+	else
+		p_null(&p);
+	p_array(&p, info.san, NULL, info.n_san);
+	p_text(&p, info.key_type);
+	p_i64(&p, info.key_bits);
+	p_text(&p, info.sig_alg);
+	if (aki != NULL)
+		p_bytes(&p, ASN1_STRING_get0_data(aki),
+		    (size_t)ASN1_STRING_length(aki), 1);
+	else
+		p_null(&p);
+	if (ski != NULL)
+		p_bytes(&p, ASN1_STRING_get0_data(ski),
+		    (size_t)ASN1_STRING_length(ski), 1);
+	else
+		p_null(&p);
+	res = s_exec(s, "cert_insert", &p);
+	cert_info_free(&info);
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* The first parameters of every row hanging off a result. */
+static void
+p_result_key(struct params *p, int64_t result_id, const struct timespec *t)
+{
+	p_i64(p, result_id);
+	p_time(p, t->tv_sec, t->tv_nsec / 1000);
+}
+
+static int
+s_exec_void(struct store *s, const char *name, struct params *p)
+{
+	PGresult *res = s_exec(s, name, p);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static int
+s_dns_insert(struct store *s, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__ProbeResult *r)
+{
+	const Mtastswatch__V1__StsTxt *sts = r->sts_txt;
+	const Mtastswatch__V1__TlsRpt *rpt = r->tlsrpt;
+	struct params p = {0};
+
+	if (sts == NULL && rpt == NULL)
+		return 0;
+	p_result_key(&p, id, t);
+	p_bool(&p, sts != NULL);
+	if (sts != NULL) {
+		p_array(&p, NULL, sts->records, sts->n_records);
+		p_opt(&p, sts->id);
+		p_bool(&p, sts->valid);
+	} else {
+		p_null(&p);
+		p_null(&p);
+		p_null(&p);
+	}
+	p_bool(&p, rpt != NULL);
+	if (rpt != NULL) {
+		p_array(&p, NULL, rpt->records, rpt->n_records);
+		p_array(&p, rpt->rua, NULL, rpt->n_rua);
+		p_bool(&p, rpt->valid);
+	} else {
+		p_null(&p);
+		p_null(&p);
+		p_null(&p);
+	}
+	return s_exec_void(s, "dns_insert", &p);
+}
+
+static int
+s_policy_insert(struct store *s, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__Policy *pol)
+{
+	struct params p = {0};
+
+	if (pol == NULL)
+		return 0;
+	p_result_key(&p, id, t);
+	p_opt(&p, pol->url);
+	p_i64(&p, pol->http_status);
+	p_opt(&p, pol->content_type);
+	p_bytes(&p, pol->sha256.data, pol->sha256.len, 1);
+	p_opt(&p, pol->mode);
+	p_array(&p, pol->mx, NULL, pol->n_mx);
+	p_i64(&p, pol->max_age);
+	p_bool(&p, pol->valid);
+	p_bytes(&p, pol->raw.data, pol->raw.len, 1);
+	return s_exec_void(s, "policy_insert", &p);
+}
+
+/* One host and its chain; mx is NULL for the policy host. */
+static int
+s_host_insert(struct store *s, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__HostObservation *h,
+    const Mtastswatch__V1__MxObservation *mx, size_t position)
+{
+	const char *role = mx != NULL ? "mx" : "policy";
+	struct params p = {0};
+
+	p_result_key(&p, id, t);
+	p_text(&p, role);
+	p_i64(&p, (int64_t)position);
+	p_text(&p, h->host);
+	if (mx != NULL) {
+		p_i64(&p, mx->preference);
+		p_bool(&p, mx->starttls);
+		p_i64(&p, mx->policy_match);
+	} else {
+		p_null(&p);
+		p_null(&p);
+		p_null(&p);
+	}
+	p_array(&p, h->addresses, NULL, h->n_addresses);
+	p_opt(&p, h->ip);
+	p_bool(&p, h->tls_ok);
+	p_opt(&p, h->tls_version);
+	p_opt(&p, h->cipher);
+	p_bool(&p, h->verified);
+	p_i64(&p, h->handshake_ms);
+	p_opt(&p, h->ocsp);
+	p_opt(&p, h->error);
+	if (s_exec_void(s, "host_insert", &p) == -1)
+		return -1;
+	for (size_t i = 0; i < h->n_chain_sha256; i++) {
+		p_result_key(&p, id, t);
+		p_text(&p, role);
+		p_i64(&p, (int64_t)position);
+		p_text(&p, h->host);
+		p_i64(&p, (int64_t)i);
+		p_bytes(&p, h->chain_sha256[i].data, h->chain_sha256[i].len, 0);
+		if (s_exec_void(s, "chain_insert", &p) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static const char *
+s_severity(Mtastswatch__V1__Severity sev)
+{
+	switch (sev) {
+	case MTASTSWATCH__V1__SEVERITY__SEVERITY_INFO:
+		return "info";
+	case MTASTSWATCH__V1__SEVERITY__SEVERITY_WARNING:
+		return "warning";
+	case MTASTSWATCH__V1__SEVERITY__SEVERITY_ERROR:
+		return "error";
+	default:
+		return "unspecified";
+	}
+}
+
+/* Checks what the database would not: 0, or -1 with s->err set. */
+static int
+s_validate(struct store *s, const Mtastswatch__V1__ProbeResult *r,
+    const struct cert *certs)
+{
+	const Mtastswatch__V1__HostObservation *h;
+
+	if (r->seq == 0 || r->seq > INT64_MAX || r->round > INT64_MAX) {
+		snprintf(s->err, sizeof(s->err),
+		    "seq %" PRIu64 " round %" PRIu64 ": out of range", r->seq,
+		    r->round);
+		return -1;
+	}
+	if (r->domain == NULL || r->domain[0] == '\0') {
+		snprintf(s->err, sizeof(s->err), "seq %" PRIu64 ": no domain",
+		    r->seq);
+		return -1;
+	}
+	for (size_t m = 0; m <= r->n_mx; m++) {
+		if (m < r->n_mx)
+			h = r->mx[m]->host;
+		else
+			h = r->policy_host;
+		if (h == NULL && m < r->n_mx) {
+			snprintf(s->err, sizeof(s->err),
+			    "seq %" PRIu64 ": mx %zu has no host", r->seq, m);
+			return -1;
+		}
+		for (size_t i = 0; h != NULL && i < h->n_chain_sha256; i++) {
+			if (!s_cert_known(certs, r->n_certificates,
+				&h->chain_sha256[i])) {
+				snprintf(s->err, sizeof(s->err),
+				    "seq %" PRIu64 ": chain of %s names a "
+				    "certificate not sent",
+				    r->seq, h->host);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* The start time, or NULL when the agent's clock gave 0 or nonsense. */
+static void
+p_started(struct params *p, int64_t ms)
+{
+	/* Up to the year 9999, which every timestamp parser accepts. */
+	if (ms <= 0 || ms > INT64_C(253402300799999)) {
+		p_null(p);
+		return;
+	}
+	p_time(p, (time_t)(ms / 1000), (long)(ms % 1000) * 1000);
+}
+
+/*
+ * Stores one result unless it is already stored: 0 (stored or skipped)
+ * or -1.  Inside the batch transaction, with the agent's row locked.
+ */
+static int
+s_result_store(struct store *s, int64_t agent_id,
+    const Mtastswatch__V1__ProbeResult *r, const struct timespec *t,
+    uint64_t watermark)
+{
+	struct params p = {0};
+	struct cert *certs;
+	int64_t id;
+	int fresh, nsev[4] = {0}, rc = -1;
+
+	if (r->seq != 0 && r->seq <= watermark)
+		return 0;
+	if ((certs = s_certs_load(s, r)) == NULL)
+		return -1;
+	if (s_validate(s, r, certs) == -1)
+		goto out;
+	p_i64(&p, agent_id);
+	p_i64(&p, (int64_t)r->seq);
+	p_time(&p, t->tv_sec, t->tv_nsec / 1000);
+	if (s_exec_i64(s, "seq_claim", &p, NULL, &fresh) == -1)
+		goto out;
+	if (!fresh) {
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < r->n_findings; i++) {
+		unsigned int sev = (unsigned int)r->findings[i]->severity;
+
+		nsev[sev < 4 ? sev : 0]++;
+	}
+	p_i64(&p, agent_id);
+	p_i64(&p, (int64_t)r->seq);
+	p_text(&p, r->domain);
+	p_i64(&p, (int64_t)r->round);
+	p_started(&p, r->started_at_ms);
+	p_i64(&p, r->duration_ms);
+	p_bool(&p, r->completed);
+	p_opt(&p, r->resolver);
+	p_opt(&p, r->vantage);
+	p_time(&p, t->tv_sec, t->tv_nsec / 1000);
+	p_i64(&p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_ERROR]);
+	p_i64(&p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_WARNING]);
+	p_i64(&p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_INFO]);
+	if (s_exec_i64(s, "result_insert", &p, &id, NULL) == -1)
+		goto out;
+	for (size_t i = 0; i < r->n_certificates; i++)
+		if (s_cert_insert(s, &certs[i]) == -1)
+			goto out;
+	if (s_dns_insert(s, id, t, r) == -1 ||
+	    s_policy_insert(s, id, t, r->policy) == -1)
+		goto out;
+	if (r->policy_host != NULL &&
+	    s_host_insert(s, id, t, r->policy_host, NULL, 0) == -1)
+		goto out;
+	for (size_t i = 0; i < r->n_mx; i++)
+		if (s_host_insert(s, id, t, r->mx[i]->host, r->mx[i], i) == -1)
+			goto out;
+	for (size_t i = 0; i < r->n_findings; i++) {
+		const Mtastswatch__V1__Finding *f = r->findings[i];
+
+		p_result_key(&p, id, t);
+		p_i64(&p, (int64_t)i);
+		p_text(&p, f->code);
+		p_text(&p, s_severity(f->severity));
+		p_opt(&p, f->subject);
+		p_opt(&p, f->detail);
+		p_opt(&p, f->rfc8460);
+		if (s_exec_void(s, "finding_insert", &p) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	s_certs_free(certs, r->n_certificates);
+	return rc;
+}
+
+/* Failures of the transaction or the link, not of what was stored. */
+static int
+s_transient(const struct store *s)
+{
+	return s->broken || strncmp(s->sqlstate, "40", 2) == 0 ||
+	       strncmp(s->sqlstate, "08", 2) == 0 ||
+	       strncmp(s->sqlstate, "57", 2) == 0 ||
+	       strncmp(s->sqlstate, "53", 2) == 0;
+}
+
+int
+store_write_batch(struct store *s, int64_t agent_id,
+    Mtastswatch__V1__ProbeResult *const *results, size_t n,
+    const struct timespec *received, uint64_t *committed_seq)
+{
+	int64_t watermark;
+	long day = (long)(received->tv_sec / 86400);
+	struct params p = {0};
+
+	s->bad_index = -1;
+	s->sqlstate[0] = '\0';
+	if (s_check_link(s) == -1)
+		return -1;
+	/* Partition DDL cannot run inside the batch's transaction. */
+	if (day > s->ensured_day &&
+	    store_ensure_partitions(s, received->tv_sec) == -1)
+		return -1;
+	if (s_exec_sql(s, "begin", "BEGIN") == -1)
+		return -1;
+	p_i64(&p, agent_id);
+	if (s_exec_i64(s, "agent_lock", &p, &watermark, NULL) == -1)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		if (s_result_store(s, agent_id, results[i], received,
+			(uint64_t)watermark) == -1) {
+			if (!s_transient(s))
+				s->bad_index = (long)i;
+			goto fail;
+		}
+	}
+	if (s_agent_advance(s, agent_id, received, committed_seq) == -1)
+		goto fail;
+	if (s_exec_sql(s, "commit", "COMMIT") == -1) {
+		s->bad_index = -1;
+		return -1;
+	}
+	return 0;
+fail:
+	s_rollback(s);
+	return -1;
+}
+
+int
+store_gap(struct store *s, int64_t agent_id, uint64_t first, uint64_t last,
+    const char *reason, const struct timespec *received,
+    uint64_t *committed_seq)
+{
+	struct params p = {0};
+	int fresh;
+
+	if (first == 0 || first > last || last > INT64_MAX) {
+		snprintf(s->err, sizeof(s->err),
+		    "gap %" PRIu64 "..%" PRIu64 ": out of range", first, last);
+		return -1;
+	}
+	if (s_exec_sql(s, "begin", "BEGIN") == -1)
+		return -1;
+	if (s_agent_lock(s, agent_id) == -1)
+		goto fail;
+	p_i64(&p, agent_id);
+	p_i64(&p, (int64_t)first);
+	p_i64(&p, (int64_t)last);
+	p_text(&p, reason);
+	p_time(&p, received->tv_sec, received->tv_nsec / 1000);
+	if (s_exec_i64(s, "gap_insert", &p, NULL, &fresh) == -1)
+		goto fail;
+	if (fresh) {
+		p_i64(&p, agent_id);
+		p_i64(&p, (int64_t)(last - first + 1));
+		if (s_exec_void(s, "gap_count", &p) == -1)
+			goto fail;
+	}
+	if (s_agent_advance(s, agent_id, received, committed_seq) == -1)
+		goto fail;
+	return s_exec_sql(s, "commit", "COMMIT");
+fail:
+	s_rollback(s);
+	return -1;
+}
+
+int
+store_ensure_partitions(struct store *s, time_t now)
+{
+	struct params p = {0};
+	long day = (long)(now / 86400);
+	char date[16];
+	struct tm tm;
+
+	if (now < 0 || gmtime_r(&now, &tm) == NULL) {
+		snprintf(s->err, sizeof(s->err), "partitions: bad time");
+		return -1;
+	}
+	strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+	p_text(&p, date);
+	p_i64(&p, STORE_PARTITION_DAYS_AHEAD + 1);
+	if (s_exec_void(s, "partitions_ensure", &p) == -1)
+		return -1;
+	if (day + STORE_PARTITION_DAYS_AHEAD > s->ensured_day)
+		s->ensured_day = day + STORE_PARTITION_DAYS_AHEAD;
+	return 0;
+}
+
+int
+store_drop_partitions_before(struct store *s, time_t cutoff, int *days)
+{
+	struct params p = {0};
+	int64_t v;
+
+	p_time(&p, cutoff, 0);
+	if (s_exec_i64(s, "partitions_drop", &p, &v, NULL) == -1)
+		return -1;
+	if (days != NULL)
+		*days = (int)v;
+	/* The days dropped may include some this store thought were made. */
+	s->ensured_day = -1;
+	return 0;
+}
+
+int
+store_domain_add(struct store *s, const char *name, int *added)
+{
+	struct params p = {0};
+	int found;
+
+	if (s_exec_sql(s, "begin", "BEGIN") == -1)
+		return -1;
+	p_text(&p, name);
+	if (s_exec_i64(s, "domain_readd", &p, NULL, &found) == -1)
+		goto fail;
+	if (!found) {
+		p_text(&p, name);
+		if (s_exec_i64(s, "domain_add", &p, NULL, &found) == -1)
+			goto fail;
+	}
+	if (s_exec_sql(s, "commit", "COMMIT") == -1)
+		return -1;
+	if (added != NULL)
+		*added = found;
+	return 0;
+fail:
+	s_rollback(s);
+	return -1;
+}
+
+int
+store_domain_remove(struct store *s, const char *name, int *removed)
+{
+	struct params p = {0};
+	int found;
+
+	p_text(&p, name);
+	if (s_exec_i64(s, "domain_remove", &p, NULL, &found) == -1)
+		return -1;
+	if (removed != NULL)
+		*removed = found;
+	return 0;
+}
+
+int
+store_domain_list(
+    struct store *s, int with_removed, struct store_domain **list, size_t *n)
+{
+	struct params p = {0};
+	struct store_domain *out;
+	PGresult *res;
+	size_t rows;
+
+	*list = NULL;
+	*n = 0;
+	p_bool(&p, with_removed);
+	if ((res = s_exec(s, "domain_list", &p)) == NULL)
+		return -1;
+	rows = (size_t)PQntuples(res);
+	if ((out = calloc(rows + 1, sizeof(*out))) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		PQclear(res);
+		return -1;
+	}
+	for (size_t i = 0; i < rows; i++) {
+		if ((out[i].name = strdup(PQgetvalue(res, (int)i, 0))) ==
+		    NULL) {
+			snprintf(s->err, sizeof(s->err), "out of memory");
+			store_domain_list_free(out, i);
+			PQclear(res);
+			return -1;
+		}
+		out[i].added_at =
+		    (time_t)strtoll(PQgetvalue(res, (int)i, 1), NULL, 10);
+		out[i].removed_at =
+		    (time_t)strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+	}
+	PQclear(res);
+	*list = out;
+	*n = rows;
+	return 0;
+}
+
+void
+store_domain_list_free(struct store_domain *list, size_t n)
+{
+	for (size_t i = 0; list != NULL && i < n; i++)
+		free(list[i].name);
+	free(list);
+}
