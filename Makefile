@@ -44,6 +44,8 @@ UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_SECS  ?= 15
+# Agent modules with pure decoders that fuzz targets need (no event loop).
+FUZZ_AGENT := agent/spool.c
 FMT_FILES  := $(wildcard common/*.[ch] agent/*.[ch] collector/*.[ch] \
 	      tests/unit/*.[ch] tests/fuzz/*.c)
 
@@ -106,11 +108,12 @@ asan:
 
 fuzz: $(FUZZ_BIN)
 
-build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(wildcard common/*.h) $(GEN_C)
+build-fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(FUZZ_AGENT) $(wildcard common/*.h) \
+    $(GEN_C)
 	@mkdir -p $(dir $@)
 	clang $(CFLAGS_W) -Wno-unknown-warning-option -O1 -g \
 	    -fsanitize=fuzzer,address,undefined -Itests/lib \
-	    $(CPPFLAGS_P) -o $@ $< $(COMMON_SRC) $(GEN_C) $(LIBS)
+	    $(CPPFLAGS_P) -o $@ $< $(COMMON_SRC) $(FUZZ_AGENT) $(GEN_C) $(LIBS)
 
 fuzz-smoke: fuzz
 	@set -e; for f in $(FUZZ_BIN); do \
