@@ -12,7 +12,9 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "daemon.h"
 #include "engine.h"
+#include "keygen.h"
 #include "log.h"
 #include "probe.h"
 #include "result_json.h"
@@ -52,6 +54,8 @@ usage(FILE *fp)
 	    "                          [--concurrency N] [--json] [-f FILE|-]\n"
 	    "                          [--https-port N] [--smtp-port N] "
 	    "DOMAIN...\n"
+	    "       mtasts-agent run --config FILE [-n]\n"
+	    "       mtasts-agent keygen DIR [--name NAME] [--region REGION]\n"
 	    "       mtasts-agent version\n"
 	    "exit: 0 no error finding, 1 at least one, 2 usage or internal "
 	    "failure\n");
@@ -349,6 +353,10 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "run") == 0)
+		return daemon_cmd(argc - 1, argv + 1);
+	if (strcmp(argv[1], "keygen") == 0)
+		return keygen_cmd(argc - 1, argv + 1);
 	if (strcmp(argv[1], "probe") != 0) {
 		fprintf(
 		    stderr, "mtasts-agent: unknown command '%s'\n", argv[1]);

@@ -18,9 +18,23 @@
 
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 
-/* A host's address lookups and TLS session, while they run. */
+struct host_ops;
+struct probe;
+
+/* The argument of one address lookup: which host, which family. */
+struct addr_lookup {
+	struct host_ops *ops;
+	int v6;
+};
+
+/* A host's address lookups and TLS session, while they run.  Everything a
+ * callback needs lives here, so cancelling frees nothing of its own. */
 struct host_ops {
 	struct probe *p; /* back pointer for callbacks */
+	struct host_result *h;
+	void (*resolved)(
+	    struct probe *p, struct host_ops *ops, struct host_result *h);
+	struct addr_lookup lookup[2];
 	struct dns_query *qa;
 	struct dns_query *qaaaa;
 	enum dns_status a_status;
@@ -543,34 +557,24 @@ s_v4_first(struct host_result *h)
 		memcpy(h->addrs, tmp, n * sizeof(*tmp));
 }
 
-struct addr_ctx {
-	struct probe *p;
-	struct host_ops *ops;
-	struct host_result *h;
-	int family_v6;
-	void (*resolved)(
-	    struct probe *p, struct host_ops *ops, struct host_result *h);
-};
-
 static void
 s_on_addr(struct dns_answer *ans, void *arg)
 {
-	struct addr_ctx *ac = arg;
-	struct probe *p = ac->p;
-	struct host_ops *ops = ac->ops;
+	struct addr_lookup *lk = arg;
+	struct host_ops *ops = lk->ops;
+	struct probe *p = ops->p;
 
-	if (ac->family_v6)
+	if (lk->v6)
 		ops->aaaa_status = ans->status;
 	else
 		ops->a_status = ans->status;
 	if (ans->status == DNS_FAIL)
 		snprintf(ops->dns_why, sizeof(ops->dns_why), "%s", ans->why);
-	s_add_addrs(ac->h, ans);
+	s_add_addrs(ops->h, ans);
 	if (--ops->lookups_left == 0) {
-		s_v4_first(ac->h);
-		ac->resolved(p, ops, ac->h);
+		s_v4_first(ops->h);
+		ops->resolved(p, ops, ops->h);
 	}
-	free(ac);
 	s_done_one(p);
 }
 
@@ -581,22 +585,17 @@ s_lookup_addrs(struct probe *p, struct host_ops *ops, struct host_result *h,
 	struct dns_query **slots[2] = {&ops->qa, &ops->qaaaa};
 	int types[2] = {DNS_TYPE_A, DNS_TYPE_AAAA};
 
+	ops->h = h;
+	ops->resolved = resolved;
 	ops->lookups_left = 2;
 	for (int i = 0; i < 2; i++) {
-		struct addr_ctx *ac = calloc(1, sizeof(*ac));
-		if (ac == NULL)
-			return -1;
-		ac->p = p;
-		ac->ops = ops;
-		ac->h = h;
-		ac->family_v6 = i;
-		ac->resolved = resolved;
+		ops->lookup[i].ops = ops;
+		ops->lookup[i].v6 = i;
 		p->pending++;
 		if (dns_query_start(p->engine, h->host, types[i],
-			p->engine->io_timeout_ms, s_on_addr, ac,
+			p->engine->io_timeout_ms, s_on_addr, &ops->lookup[i],
 			slots[i]) == -1) {
 			p->pending--;
-			free(ac);
 			return -1;
 		}
 	}
@@ -643,19 +642,13 @@ s_policy_host_resolved(
 
 /* ---- MX hosts ---- */
 
-struct smtp_ctx {
-	struct probe *p;
-	size_t i;
-};
-
 static void
 s_on_smtp(struct smtp_result *sr, void *arg)
 {
-	struct smtp_ctx *sc = arg;
-	struct probe *p = sc->p;
+	struct host_ops *ops = arg;
+	struct probe *p = ops->p;
 	struct probe_result *r = p->res;
-	struct mx_result *mx = &r->mx[sc->i];
-	struct host_ops *ops = &p->mx_ops[sc->i];
+	struct mx_result *mx = &r->mx[ops - p->mx_ops];
 	struct host_result *h = &mx->h;
 
 	ops->smtp = NULL;
@@ -696,7 +689,6 @@ s_on_smtp(struct smtp_result *sr, void *arg)
 		    sr->tls.ocsp_staple_len);
 		break;
 	}
-	free(sc);
 	s_done_one(p);
 }
 
@@ -704,8 +696,6 @@ static void
 s_mx_host_resolved(struct probe *p, struct host_ops *ops, struct host_result *h)
 {
 	struct probe_result *r = p->res;
-	size_t i = (size_t)(ops - p->mx_ops);
-	struct smtp_ctx *sc;
 	int failed;
 	const char *why;
 
@@ -721,16 +711,10 @@ s_mx_host_resolved(struct probe *p, struct host_ops *ops, struct host_result *h)
 		    h->host, "%s does not resolve (%s)", h->host, why);
 		return;
 	}
-	if ((sc = calloc(1, sizeof(*sc))) == NULL)
-		return;
-	sc->p = p;
-	sc->i = i;
 	ops->smtp = smtp_starttls_start(
-	    p->engine, h->host, h->addrs, h->n_addrs, s_on_smtp, sc);
-	if (ops->smtp == NULL) {
-		free(sc);
+	    p->engine, h->host, h->addrs, h->n_addrs, s_on_smtp, ops);
+	if (ops->smtp == NULL)
 		return;
-	}
 	p->pending++;
 }
 
