@@ -46,19 +46,22 @@ for t in "$BUILD"/tests/test_*; do
 	fi
 done
 
-if [ -f tests/integration/run.py ]; then
-	AGENT="$AGENT" python3 tests/integration/run.py >"$log" 2>&1
+# Each integration runner closes with "NAME: N passed, M failed".
+for runner in run network; do
+	[ -f "tests/integration/$runner.py" ] || continue
+	AGENT="$AGENT" python3 "tests/integration/$runner.py" >"$log" 2>&1
 	rc=$?
 	cat "$log"
-	p=$(sed -n 's/^integration: \([0-9]*\) passed, \([0-9]*\) failed.*/\1/p' "$log" | tail -1)
-	f=$(sed -n 's/^integration: \([0-9]*\) passed, \([0-9]*\) failed.*/\2/p' "$log" | tail -1)
+	line=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+	p=$(echo "$line" | sed -n 's/^[a-z]*: \([0-9]*\) passed.*/\1/p')
+	f=$(echo "$line" | sed -n 's/.* passed, \([0-9]*\) failed.*/\1/p')
 	passed=$((passed + ${p:-0}))
 	failed=$((failed + ${f:-0}))
 	if [ $rc -ne 0 ] && [ "${f:-0}" = 0 ]; then
-		echo "integration: runner exited $rc"
+		echo "$runner: runner exited $rc"
 		failed=$((failed + 1))
 	fi
-fi
+done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
