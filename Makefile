@@ -43,7 +43,7 @@ UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
-FUZZ_SECS  ?= 15
+FUZZ_SECS  ?= 10
 # Agent modules with pure decoders that fuzz targets need (no event loop).
 FUZZ_AGENT := agent/spool.c
 FMT_FILES  := $(wildcard common/*.[ch] agent/*.[ch] collector/*.[ch] \
@@ -94,7 +94,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libmtasts.a
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests/lib -o $@ $< \
 	    $(BUILD)/libmtasts.a $(LIBS) $(TESTLIBS)
 
-unit: $(UNIT_BIN)
+# The test client that sends the collector what no agent would (faults.py).
+$(BUILD)/tests/zmq_forge: tests/lib/zmq_forge.c $(BUILD)/libmtasts.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests/lib -o $@ $< \
+	    $(BUILD)/libmtasts.a $(LIBS)
+
+unit: $(UNIT_BIN) $(BUILD)/tests/zmq_forge
 
 test: all unit
 	BUILD=$(BUILD) BINDIR=$(BINDIR) AGENT=$(BINDIR)/mtasts-agent sh tests/run.sh
@@ -135,3 +141,15 @@ format:
 
 check-format:
 	clang-format --dry-run --Werror $(FMT_FILES)
+
+# Benchmarks (bench/README.md): not part of test or check.  Builds the
+# load generator and runs bench/run.sh, which prints the figures and
+# writes bench/results.json.
+.PHONY: bench
+bench: all $(BUILD)/bench/ingest_load
+	BUILD=$(BUILD) BINDIR=$(BINDIR) sh bench/run.sh
+
+$(BUILD)/bench/ingest_load: bench/ingest_load.c $(BUILD)/libmtasts.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -Itests/lib -o $@ $< \
+	    $(BUILD)/libmtasts.a $(LIBS)

@@ -222,13 +222,16 @@ ingest_log_stats(const struct ingest *ing)
 
 /* --- sending ------------------------------------------------------------ */
 
-static void
+static int
 s_send(struct ingest *ing, const struct agent *a, const unsigned char *buf,
     size_t len, const char *what)
 {
-	if (ing->send(a->rid, a->rid_len, buf, len, ing->send_arg) == -1)
+	if (ing->send(a->rid, a->rid_len, buf, len, ing->send_arg) == -1) {
 		log_debug("send failed what=%s key=%s name=%s", what, a->key,
 		    a->name);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -236,7 +239,10 @@ s_send_tasks(struct ingest *ing, struct agent *a)
 {
 	if (!ing->have_domains || a->rid_len == 0)
 		return;
-	s_send(ing, a, ing->tasks_buf, ing->tasks_len, "tasks");
+	/* Only a task set that left counts as sent: otherwise the next Ack
+	 * tries again, instead of leaving the agent without work. */
+	if (s_send(ing, a, ing->tasks_buf, ing->tasks_len, "tasks") == -1)
+		return;
 	a->tasks_sent = ing->tasks_version;
 	log_debug("tasks key=%s name=%s version=%016" PRIx64 " domains=%zu",
 	    a->key, a->name, ing->tasks_version, ing->n_domains);
@@ -254,7 +260,7 @@ s_send_ack(struct ingest *ing, struct agent *a, uint64_t committed)
 		log_warnx("cannot encode ack key=%s", a->key);
 		return;
 	}
-	s_send(ing, a, buf, len, "ack");
+	(void)s_send(ing, a, buf, len, "ack");
 	free(buf);
 	log_debug("ack key=%s name=%s committed=%" PRIu64, a->key, a->name,
 	    committed);

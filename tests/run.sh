@@ -47,7 +47,7 @@ for t in "$BUILD"/tests/test_*; do
 done
 
 # Each integration runner closes with "NAME: N passed, M failed".
-for runner in run network; do
+for runner in run network faults; do
 	[ -f "tests/integration/$runner.py" ] || continue
 	AGENT="$AGENT" python3 "tests/integration/$runner.py" >"$log" 2>&1
 	rc=$?
