@@ -279,12 +279,15 @@ s_on_ack(struct sender *s, uint64_t committed, uint32_t credit)
 	if (committed > last) {
 		/*
 		 * The collector holds results this spool never wrote: the
-		 * spool was lost or belongs to another key.  New results would
-		 * be ignored as duplicates until our seqs pass committed.
+		 * spool was lost or wiped while the key stayed.  Numbering
+		 * must continue after committed, or new results would be
+		 * ignored as duplicates.
 		 */
 		log_warnx("collector: endpoint=%s event=ack_beyond_spool "
 			  "committed=%" PRIu64 " spool_last=%" PRIu64,
 		    s->cur.endpoints[s->ep], committed, last);
+		if (spool_adopt(s->spool, committed) == -1)
+			log_warn("collector: event=spool_adopt_failed");
 	} else if (spool_ack(s->spool, committed) == -1) {
 		log_warn("collector: event=spool_ack_failed committed=%" PRIu64,
 		    committed);

@@ -1207,6 +1207,32 @@ spool_sync(struct spool *s)
 	return 0;
 }
 
+int
+spool_adopt(struct spool *s, uint64_t committed)
+{
+	uint64_t last = s->next_seq - 1;
+
+	if (committed <= last)
+		return 0;
+	/*
+	 * Every record and gap we hold is below what the collector already
+	 * committed for this key, so none of it is needed; continuing after
+	 * committed keeps new results from being taken for duplicates.
+	 */
+	s->acked = committed;
+	s->next_seq = committed + 1;
+	s->durable = committed;
+	s->ngaps = 0;
+	if (s_state_write(s) == -1)
+		return -1;
+	while (s->nsegs > 0)
+		s_seg_unlink(s, 0);
+	log_warnx("spool: dir=%s event=adopt last=%" PRIu64
+		  " committed=%" PRIu64,
+	    s->dir, last, committed);
+	return 0;
+}
+
 uint64_t
 spool_durable_last(const struct spool *s)
 {

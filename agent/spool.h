@@ -76,6 +76,16 @@ int spool_sync(struct spool *s);
 uint64_t spool_durable_last(const struct spool *s);
 
 /*
+ * The collector has committed sequences up to committed although this
+ * spool never went that far (it was lost or wiped while the key stayed):
+ * drops everything held, which the collector already has or has covered,
+ * and continues numbering after committed, so that new results are not
+ * mistaken for duplicates.  Does nothing when committed <= the last seq.
+ * 0, or -1 when the state cannot be written.
+ */
+int spool_adopt(struct spool *s, uint64_t committed);
+
+/*
  * Records everything <= upto as committed by the collector: persists the
  * acked seq and deletes segments that hold nothing newer.  An ack at or
  * below the current one changes nothing and returns 0; one above the last

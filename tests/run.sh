@@ -46,10 +46,14 @@ for t in "$BUILD"/tests/test_*; do
 	fi
 done
 
-# Each integration runner closes with "NAME: N passed, M failed".
-for runner in run network faults; do
-	[ -f "tests/integration/$runner.py" ] || continue
-	AGENT="$AGENT" python3 "tests/integration/$runner.py" >"$log" 2>&1
+# Each runner closes with "NAME: N passed, M failed".
+for runner in integration/run.py integration/network.py \
+    integration/faults.py deploy/check_units.sh; do
+	[ -f "tests/$runner" ] || continue
+	case $runner in
+	*.py) AGENT="$AGENT" python3 "tests/$runner" >"$log" 2>&1 ;;
+	*.sh) sh "tests/$runner" >"$log" 2>&1 ;;
+	esac
 	rc=$?
 	cat "$log"
 	line=$(grep -E '^[a-z]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)

@@ -1197,6 +1197,35 @@ test_corrupt_state_refused(void **state)
 	spool_close(&s);
 }
 
+/* A wiped spool behind the collector's watermark continues after it. */
+static void
+test_adopt_committed(void **state)
+{
+	struct fx *f = *state;
+	struct spool *s = xopen(f, 1 << 20);
+	uint64_t first, last, gfirst, glast, gcount;
+
+	put(s, 10);
+	put(s, 10);
+	assert_int_equal(spool_sync(s), 0);
+	/* Not beyond the spool: nothing changes. */
+	assert_int_equal(spool_adopt(s, 2), 0);
+	spool_stats(s, NULL, &last, NULL, NULL);
+	assert_int_equal(last, 2);
+	assert_int_equal(spool_adopt(s, 40), 0);
+	spool_stats(s, &first, &last, NULL, NULL);
+	assert_int_equal(last, 40);
+	assert_int_equal(spool_durable_last(s), 40);
+	assert_int_equal(put(s, 10), 41);
+	assert_int_equal(spool_sync(s), 0);
+	spool_close(&s);
+	/* Nothing below the watermark comes back as a gap or a record. */
+	s = xopen(f, 1 << 20);
+	assert_int_equal(spool_take_gap(s, &gfirst, &glast, &gcount), 0);
+	assert_int_equal(put(s, 10), 42);
+	spool_close(&s);
+}
+
 int
 main(void)
 {
@@ -1211,6 +1240,8 @@ main(void)
 		test_ack_deletes_and_persists, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_seq_never_reused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_adopt_committed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_torn_tail_truncated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
