@@ -13,6 +13,7 @@
 #include <czmq.h>
 
 #include "collector_config.h"
+#include "compare.h"
 #include "ingest.h"
 #include "keys.h"
 #include "log.h"
@@ -37,7 +38,9 @@ struct collector {
 	struct ingest *ingest;
 	zactor_t *auth;
 	zsock_t *router;
-	void *router_handle; /* the libzmq socket under router */
+	void *router_handle;  /* the libzmq socket under router */
+	PGconn *compare_conn; /* its own connection: see s_compare */
+	int64_t next_compare;
 };
 
 static void
@@ -252,6 +255,9 @@ static void
 s_stop(struct collector *c)
 {
 	ingest_destroy(&c->ingest);
+	if (c->compare_conn != NULL)
+		PQfinish(c->compare_conn);
+	c->compare_conn = NULL;
 	zsock_destroy(&c->router);
 	zactor_destroy(&c->auth);
 	store_close(&c->store);
@@ -379,6 +385,40 @@ s_recv_one(struct collector *c, int64_t now)
 	return 1;
 }
 
+/*
+ * Compares the rounds that are complete (every active agent reported, or
+ * one interval of grace passed) across vantages.  It runs on a connection
+ * of its own so that a long comparison never sits inside an ingest
+ * transaction; a failure is logged and retried at the next tick, and never
+ * stops ingest.
+ */
+static void
+s_compare(struct collector *c, int64_t now)
+{
+	struct compare_opts opts = {0};
+	uint32_t every = c->cfg->interval_s / 2;
+	size_t n = 0;
+
+	c->next_compare = now + (int64_t)(every < 5 ? 5 : every) * 1000;
+	if (c->compare_conn == NULL)
+		c->compare_conn = PQconnectdb(c->cfg->database);
+	else if (PQstatus(c->compare_conn) != CONNECTION_OK)
+		PQreset(c->compare_conn);
+	if (c->compare_conn == NULL ||
+	    PQstatus(c->compare_conn) != CONNECTION_OK) {
+		log_warnx("compare: event=db_unavailable error=\"%s\"",
+		    c->compare_conn ? PQerrorMessage(c->compare_conn)
+				    : "out of memory");
+		return;
+	}
+	if (compare_pending(c->compare_conn, time(NULL), c->cfg->interval_s,
+		&opts, &n) == -1)
+		log_warnx("compare: event=failed error=\"%s\"",
+		    PQerrorMessage(c->compare_conn));
+	else if (n > 0)
+		log_info("compare: event=compared rounds=%zu", n);
+}
+
 static int
 s_run(struct collector *c)
 {
@@ -394,6 +434,7 @@ s_run(struct collector *c)
 			s_reload(c);
 		}
 		now = s_now_ms();
+		/* At most a second: the comparison timer rides on it. */
 		if (zmq_poll(&item, 1, ingest_timeout(c->ingest, now)) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -407,6 +448,8 @@ s_run(struct collector *c)
 					break;
 		now = s_now_ms();
 		ingest_tick(c->ingest, now);
+		if (now >= c->next_compare)
+			s_compare(c, now);
 		if (now >= next_stats) {
 			next_stats = now + STATS_EVERY_MS;
 			ingest_log_stats(c->ingest);

@@ -221,6 +221,16 @@ def main():
         res.check("database findings equal probe --json", got == want,
                   "db=%s probe=%s" % (got, want))
 
+        # Both vantages see the same lab: rounds are compared, no dissent.
+        res.check("comparison: rounds compared",
+                  harness.wait_until(lambda: int(psql(
+                      conninfo, "SELECT count(*) FROM round_status WHERE "
+                      "state = 'compared'")[0][0]) > 0, 3 * INTERVAL, 0.5),
+                  psql(conninfo, "SELECT * FROM round_status"))
+        dissent = psql(conninfo, "SELECT domain, code, subject, detail FROM "
+                       "vantage_findings WHERE severity <> 'info'")
+        res.check("comparison: vantages agree", dissent == [], dissent)
+
         # The collector dies mid-stream; agents keep spooling and resend.
         os.kill(coll.pid, signal.SIGKILL)
         coll.popen.wait()
