@@ -8,69 +8,21 @@
 
 #include "cert_check.h"
 #include "policy_parse.h"
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t
-s_utf8_len(const unsigned char *s, size_t n)
-{
-	size_t need;
-	unsigned int cp;
-
-	if (s[0] < 0x80)
-		return s[0] == 0 ? 0 : 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		need = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		need = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		need = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < need)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((need == 2 && cp < 0x80) || (need == 3 && cp < 0x800) ||
-	    (need == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return need;
-}
+#include "wire.h"
 
 json_t *
 result_json_text(const char *str, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)str;
-	char *buf;
-	size_t o = 0;
+	char *clean;
 	json_t *j;
 
 	if (str == NULL)
 		return json_null();
-	/* Each bad byte becomes three bytes of U+FFFD. */
-	if ((buf = malloc(len * 3 + 1)) == NULL)
+	/* The same cleaning as on the wire, so JSON and protobuf agree. */
+	if ((clean = wire_utf8_clean(str, len)) == NULL)
 		return NULL;
-	for (size_t i = 0; i < len;) {
-		size_t l = s_utf8_len(s + i, len - i);
-		if (l == 0) {
-			memcpy(buf + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(buf + o, s + i, l);
-			o += l;
-			i += l;
-		}
-	}
-	j = json_stringn(buf, o);
-	free(buf);
+	j = json_string(clean);
+	free(clean);
 	return j;
 }
 
