@@ -131,7 +131,8 @@ fuzz-smoke: fuzz
 		    || { tail -50 build-fuzz/$$(basename $$f).log; exit 1; }; \
 	done; echo "fuzz-smoke: no crash"
 
-check: check-format test asan fuzz-smoke
+# The plain test run comes last, so its "N passed, M failed" closes the log.
+check: check-format fuzz-smoke asan test
 
 clean:
 	rm -rf build build-asan build-fuzz bin
