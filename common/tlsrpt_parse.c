@@ -3,8 +3,8 @@
 
 #include "abnf.h"
 #include "errbuf.h"
+#include "txt_record.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,15 +12,7 @@
 
 #define TLSRPT_VERSION	   "v=TLSRPTv1"
 #define TLSRPT_VERSION_LEN (sizeof(TLSRPT_VERSION) - 1)
-#define EXT_NAME_MAX	   32
 #define URI_SHOWN_MAX	   80 /* longest URI quoted in a reason */
-
-/* tlsrpt-ext-value: %x21-3A / %x3C / %x3E-7E, i.e. VCHAR but ";" and "=". */
-static int
-s_is_value_char(unsigned char c)
-{
-	return c >= 0x21 && c <= 0x7e && c != ';' && c != '=';
-}
 
 /*
  * Bytes RFC 3986 allows in a URI, less "," and "!" which RFC 8460 requires
@@ -38,13 +30,7 @@ s_is_uri_char(unsigned char c)
 int
 tlsrpt_is_tlsrpt(const char *rec, size_t len)
 {
-	size_t pos;
-
-	if (rec == NULL || len < TLSRPT_VERSION_LEN ||
-	    memcmp(rec, TLSRPT_VERSION, TLSRPT_VERSION_LEN) != 0)
-		return 0;
-	pos = abnf_skip_wsp(rec, len, TLSRPT_VERSION_LEN);
-	return pos == len || rec[pos] == ';';
+	return txt_record_is(rec, len, TLSRPT_VERSION);
 }
 
 /* Checks the scheme and the part a report can be sent to. */
@@ -167,72 +153,34 @@ s_parse_rua(const char *rec, size_t len, size_t *pos, int store,
 	}
 }
 
+struct tlsrpt_parse {
+	struct tlsrpt_record *out;
+	int have_rua;
+};
+
 static int
-s_parse_field(const char *rec, size_t len, size_t *pos,
-    struct tlsrpt_record *out, int *have_rua, char *err, size_t errlen)
+s_field(const char *rec, size_t len, size_t name, size_t name_len, size_t *pos,
+    void *arg, char *err, size_t errlen)
 {
-	size_t start = *pos, p = *pos, name_len, vstart, n_seen = 0;
-	unsigned char c;
+	struct tlsrpt_parse *tp = arg;
+	size_t n_seen = 0;
 	int rc;
 
-	c = (unsigned char)rec[p];
-	if (!abnf_is_alnum(c)) {
-		errbuf_set(err, errlen,
-		    "invalid byte 0x%02x at offset %zu, "
-		    "expected a field name",
-		    c, p);
-		return -1;
-	}
-	while (p < len && (abnf_is_alnum((unsigned char)rec[p]) ||
-			      rec[p] == '_' || rec[p] == '-' || rec[p] == '.'))
-		p++;
-	name_len = p - start;
-	if (p == len || rec[p] != '=') {
-		errbuf_set(err, errlen,
-		    "field \"%.*s\" has no '=' at offset %zu",
-		    (int)(name_len > EXT_NAME_MAX ? EXT_NAME_MAX : name_len),
-		    rec + start, p);
-		return -1;
-	}
-	if (name_len > EXT_NAME_MAX) {
-		errbuf_set(err, errlen, "field name longer than %d characters",
-		    EXT_NAME_MAX);
-		return -1;
-	}
-	vstart = ++p;
-
 	/* tlsrpt-rua is case-sensitive (%s"rua="): "RUA=" is an extension. */
-	if (name_len == 3 && memcmp(rec + start, "rua", 3) == 0) {
-		*pos = p;
-		rc = s_parse_rua(
-		    rec, len, pos, !*have_rua, out, &n_seen, err, errlen);
-		*have_rua = 1;
+	if (name_len == 3 && memcmp(rec + name, "rua", 3) == 0) {
+		rc = s_parse_rua(rec, len, pos, !tp->have_rua, tp->out, &n_seen,
+		    err, errlen);
+		tp->have_rua = 1;
 		return rc;
 	}
-	while (p < len && s_is_value_char((unsigned char)rec[p]))
-		p++;
-	if (p < len && rec[p] != ';' && !abnf_is_wsp((unsigned char)rec[p])) {
-		errbuf_set(err, errlen,
-		    "invalid byte 0x%02x at offset %zu in "
-		    "field \"%.*s\"",
-		    (unsigned char)rec[p], p, (int)name_len, rec + start);
-		return -1;
-	}
-	if (p == vstart) {
-		errbuf_set(err, errlen, "field \"%.*s\" has an empty value",
-		    (int)name_len, rec + start);
-		return -1;
-	}
-	*pos = p;
-	return 0;
+	return txt_record_ext_value(rec, len, name, name_len, pos, err, errlen);
 }
 
 int
 tlsrpt_parse(const char *rec, size_t len, struct tlsrpt_record *out, char *err,
     size_t errlen)
 {
-	size_t pos;
-	int have_rua = 0;
+	struct tlsrpt_parse tp = {out, 0};
 
 	memset(out, 0, sizeof(*out));
 	errbuf_set(err, errlen, "%s", "");
@@ -247,26 +195,10 @@ tlsrpt_parse(const char *rec, size_t len, struct tlsrpt_record *out, char *err,
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
-	pos = TLSRPT_VERSION_LEN;
-	for (;;) {
-		pos = abnf_skip_wsp(rec, len, pos);
-		if (pos == len)
-			break;
-		if (rec[pos] != ';') {
-			errbuf_set(err, errlen,
-			    "invalid byte 0x%02x at offset %zu, "
-			    "expected ';'",
-			    (unsigned char)rec[pos], pos);
-			return -1;
-		}
-		pos = abnf_skip_wsp(rec, len, pos + 1);
-		if (pos == len)
-			break; /* the optional trailing delimiter */
-		if (s_parse_field(
-			rec, len, &pos, out, &have_rua, err, errlen) == -1)
-			return -1;
-	}
-	if (!have_rua) {
+	if (txt_record_fields(
+		rec, len, TLSRPT_VERSION_LEN, s_field, &tp, err, errlen) == -1)
+		return -1;
+	if (!tp.have_rua) {
 		errbuf_set(err, errlen, "missing rua field");
 		return -1;
 	}
