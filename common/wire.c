@@ -1,6 +1,8 @@
 /* wire.c -- bounded encoding, decoding and checking of the agent wire. */
 #include "wire.h"
 
+#include "errbuf.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,21 +14,6 @@
 
 /* Nesting of wire.proto is three deep; anything deeper is a schema bug. */
 #define WIRE_DEPTH_MAX 8
-
-static void s_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
 static size_t
@@ -142,7 +129,7 @@ s_strings_ok(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
 	const char *base = (const char *)m;
 
 	if (depth > WIRE_DEPTH_MAX) {
-		s_err(err, errlen, "message nested too deep");
+		errbuf_set(err, errlen, "message nested too deep");
 		return -1;
 	}
 	for (unsigned i = 0; i < d->n_fields; i++) {
@@ -171,8 +158,9 @@ s_strings_ok(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
 					v[k], depth + 1, err, errlen) == -1)
 					return -1;
 			} else if (!wire_utf8_valid(v[k], strlen(v[k]))) {
-				s_err(err, errlen, "invalid UTF-8 in %s.%s",
-				    d->short_name, f->name);
+				errbuf_set(err, errlen,
+				    "invalid UTF-8 in %s.%s", d->short_name,
+				    f->name);
 				return -1;
 			}
 		}
@@ -185,11 +173,11 @@ static int
 s_size_ok(const void *buf, size_t len, char *err, size_t errlen)
 {
 	if (buf == NULL || len == 0) {
-		s_err(err, errlen, "empty message");
+		errbuf_set(err, errlen, "empty message");
 		return -1;
 	}
 	if (len > WIRE_MAX) {
-		s_err(err, errlen, "oversized message: %zu bytes", len);
+		errbuf_set(err, errlen, "oversized message: %zu bytes", len);
 		return -1;
 	}
 	return 0;
@@ -222,15 +210,15 @@ s_chain_ok(const Mtastswatch__V1__HostObservation *h,
 		size_t k;
 
 		if (ref->len != WIRE_SHA256_LEN) {
-			s_err(err, errlen, "%s chain ref %zu: %zu bytes", who,
-			    i, ref->len);
+			errbuf_set(err, errlen, "%s chain ref %zu: %zu bytes",
+			    who, i, ref->len);
 			return -1;
 		}
 		for (k = 0; k < n; k++)
 			if (memcmp(ref->data, digest[k], WIRE_SHA256_LEN) == 0)
 				break;
 		if (k == n) {
-			s_err(err, errlen,
+			errbuf_set(err, errlen,
 			    "%s chain ref %zu without certificate", who, i);
 			return -1;
 		}
@@ -245,16 +233,16 @@ s_result_ok(const Mtastswatch__V1__ProbeResult *r, char *err, size_t errlen)
 	char who[32];
 
 	if (r->seq == 0) {
-		s_err(err, errlen, "result without seq");
+		errbuf_set(err, errlen, "result without seq");
 		return -1;
 	}
 	if (!wire_host_valid(r->domain)) {
-		s_err(err, errlen, "bad domain");
+		errbuf_set(err, errlen, "bad domain");
 		return -1;
 	}
 	if (r->n_mx > WIRE_MX_MAX || r->n_findings > WIRE_FINDINGS_MAX ||
 	    r->n_certificates > WIRE_CERTS_MAX) {
-		s_err(err, errlen,
+		errbuf_set(err, errlen,
 		    "too many: %zu mx, %zu findings, %zu certificates", r->n_mx,
 		    r->n_findings, r->n_certificates);
 		return -1;
@@ -266,7 +254,7 @@ s_result_ok(const Mtastswatch__V1__ProbeResult *r, char *err, size_t errlen)
 		int parsed;
 
 		if (der->len == 0 || der->len > WIRE_CERT_DER_MAX) {
-			s_err(err, errlen, "certificate %zu: %zu bytes", i,
+			errbuf_set(err, errlen, "certificate %zu: %zu bytes", i,
 			    der->len);
 			return -1;
 		}
@@ -274,24 +262,25 @@ s_result_ok(const Mtastswatch__V1__ProbeResult *r, char *err, size_t errlen)
 		parsed = x != NULL && p == der->data + der->len;
 		X509_free(x);
 		if (!parsed) {
-			s_err(err, errlen, "certificate %zu: not DER", i);
+			errbuf_set(err, errlen, "certificate %zu: not DER", i);
 			return -1;
 		}
 		if (!EVP_Digest(der->data, der->len, digest[i], NULL,
 			EVP_sha256(), NULL)) {
-			s_err(err, errlen, "certificate %zu: no digest", i);
+			errbuf_set(
+			    err, errlen, "certificate %zu: no digest", i);
 			return -1;
 		}
 	}
 	if (r->policy != NULL) {
 		if (r->policy->raw.len > WIRE_POLICY_RAW_MAX) {
-			s_err(err, errlen, "policy body: %zu bytes",
+			errbuf_set(err, errlen, "policy body: %zu bytes",
 			    r->policy->raw.len);
 			return -1;
 		}
 		if (r->policy->sha256.len != 0 &&
 		    r->policy->sha256.len != WIRE_SHA256_LEN) {
-			s_err(err, errlen, "policy sha256: %zu bytes",
+			errbuf_set(err, errlen, "policy sha256: %zu bytes",
 			    r->policy->sha256.len);
 			return -1;
 		}
@@ -301,7 +290,7 @@ s_result_ok(const Mtastswatch__V1__ProbeResult *r, char *err, size_t errlen)
 		return -1;
 	for (size_t i = 0; i < r->n_mx; i++) {
 		if (r->mx[i]->host == NULL) {
-			s_err(err, errlen, "mx %zu without host", i);
+			errbuf_set(err, errlen, "mx %zu without host", i);
 			return -1;
 		}
 		snprintf(who, sizeof(who), "mx %zu", i);
@@ -311,7 +300,7 @@ s_result_ok(const Mtastswatch__V1__ProbeResult *r, char *err, size_t errlen)
 	}
 	for (size_t i = 0; i < r->n_findings; i++) {
 		if (!s_code_ok(r->findings[i]->code)) {
-			s_err(err, errlen, "finding %zu: bad code", i);
+			errbuf_set(err, errlen, "finding %zu: bad code", i);
 			return -1;
 		}
 	}
@@ -333,14 +322,15 @@ s_agent_ok(const Mtastswatch__V1__AgentMessage *m, char *err, size_t errlen)
 	switch (m->body_case) {
 	case MTASTSWATCH__V1__AGENT_MESSAGE__BODY_HELLO:
 		if (!s_range_ok(m->hello->spool_first, m->hello->spool_last)) {
-			s_err(err, errlen, "hello with bad spool range");
+			errbuf_set(err, errlen, "hello with bad spool range");
 			return -1;
 		}
 		break;
 	case MTASTSWATCH__V1__AGENT_MESSAGE__BODY_HEARTBEAT:
 		if (!s_range_ok(
 			m->heartbeat->spool_first, m->heartbeat->spool_last)) {
-			s_err(err, errlen, "heartbeat with bad spool range");
+			errbuf_set(
+			    err, errlen, "heartbeat with bad spool range");
 			return -1;
 		}
 		break;
@@ -350,36 +340,57 @@ s_agent_ok(const Mtastswatch__V1__AgentMessage *m, char *err, size_t errlen)
 		break;
 	case MTASTSWATCH__V1__AGENT_MESSAGE__BODY_GAP:
 		if (m->gap->first == 0 || m->gap->first > m->gap->last) {
-			s_err(err, errlen, "gap with bad range");
+			errbuf_set(err, errlen, "gap with bad range");
 			return -1;
 		}
 		break;
 	default:
 		/* Also a body this build does not know (a newer peer). */
-		s_err(err, errlen, "message without known body");
+		errbuf_set(err, errlen, "message without known body");
 		return -1;
 	}
 	return s_strings_ok(&m->base, 0, err, errlen);
 }
 
-Mtastswatch__V1__AgentMessage *
-wire_agent_decode(const void *buf, size_t len, char *err, size_t errlen)
+/*
+ * Size check, unpack and check, shared by both directions; a message that
+ * fails the check is freed here.
+ */
+static ProtobufCMessage *
+s_decode(const ProtobufCMessageDescriptor *desc,
+    int (*ok)(const ProtobufCMessage *, char *, size_t), const void *buf,
+    size_t len, char *err, size_t errlen)
 {
-	Mtastswatch__V1__AgentMessage *m;
+	ProtobufCMessage *m;
 
-	s_err(err, errlen, "%s", "");
+	errbuf_set(err, errlen, "%s", "");
 	if (s_size_ok(buf, len, err, errlen) == -1)
 		return NULL;
-	m = mtastswatch__v1__agent_message__unpack(NULL, len, buf);
+	m = protobuf_c_message_unpack(desc, NULL, len, buf);
 	if (m == NULL) {
-		s_err(err, errlen, "malformed protobuf");
+		errbuf_set(err, errlen, "malformed protobuf");
 		return NULL;
 	}
-	if (s_agent_ok(m, err, errlen) == -1) {
-		mtastswatch__v1__agent_message__free_unpacked(m, NULL);
+	if (ok(m, err, errlen) == -1) {
+		protobuf_c_message_free_unpacked(m, NULL);
 		return NULL;
 	}
 	return m;
+}
+
+static int
+s_agent_check(const ProtobufCMessage *m, char *err, size_t errlen)
+{
+	return s_agent_ok(
+	    (const Mtastswatch__V1__AgentMessage *)m, err, errlen);
+}
+
+Mtastswatch__V1__AgentMessage *
+wire_agent_decode(const void *buf, size_t len, char *err, size_t errlen)
+{
+	return (Mtastswatch__V1__AgentMessage *)s_decode(
+	    &mtastswatch__v1__agent_message__descriptor, s_agent_check, buf,
+	    len, err, errlen);
 }
 
 void
@@ -387,7 +398,7 @@ wire_agent_free(Mtastswatch__V1__AgentMessage **msg)
 {
 	if (*msg == NULL)
 		return;
-	mtastswatch__v1__agent_message__free_unpacked(*msg, NULL);
+	protobuf_c_message_free_unpacked(&(*msg)->base, NULL);
 	*msg = NULL;
 }
 
@@ -404,46 +415,42 @@ s_collector_ok(
 	case MTASTSWATCH__V1__COLLECTOR_MESSAGE__BODY_TASKS:
 		t = m->tasks;
 		if (t->interval_s == 0) {
-			s_err(err, errlen, "task set without interval");
+			errbuf_set(err, errlen, "task set without interval");
 			return -1;
 		}
 		if (t->n_domains > WIRE_TASKS_MAX) {
-			s_err(err, errlen, "task set of %zu domains",
+			errbuf_set(err, errlen, "task set of %zu domains",
 			    t->n_domains);
 			return -1;
 		}
 		for (size_t i = 0; i < t->n_domains; i++) {
 			if (!wire_host_valid(t->domains[i])) {
-				s_err(err, errlen, "task %zu: bad domain", i);
+				errbuf_set(
+				    err, errlen, "task %zu: bad domain", i);
 				return -1;
 			}
 		}
 		break;
 	default:
-		s_err(err, errlen, "message without known body");
+		errbuf_set(err, errlen, "message without known body");
 		return -1;
 	}
 	return s_strings_ok(&m->base, 0, err, errlen);
 }
 
+static int
+s_collector_check(const ProtobufCMessage *m, char *err, size_t errlen)
+{
+	return s_collector_ok(
+	    (const Mtastswatch__V1__CollectorMessage *)m, err, errlen);
+}
+
 Mtastswatch__V1__CollectorMessage *
 wire_collector_decode(const void *buf, size_t len, char *err, size_t errlen)
 {
-	Mtastswatch__V1__CollectorMessage *m;
-
-	s_err(err, errlen, "%s", "");
-	if (s_size_ok(buf, len, err, errlen) == -1)
-		return NULL;
-	m = mtastswatch__v1__collector_message__unpack(NULL, len, buf);
-	if (m == NULL) {
-		s_err(err, errlen, "malformed protobuf");
-		return NULL;
-	}
-	if (s_collector_ok(m, err, errlen) == -1) {
-		mtastswatch__v1__collector_message__free_unpacked(m, NULL);
-		return NULL;
-	}
-	return m;
+	return (Mtastswatch__V1__CollectorMessage *)s_decode(
+	    &mtastswatch__v1__collector_message__descriptor, s_collector_check,
+	    buf, len, err, errlen);
 }
 
 void
@@ -451,7 +458,7 @@ wire_collector_free(Mtastswatch__V1__CollectorMessage **msg)
 {
 	if (*msg == NULL)
 		return;
-	mtastswatch__v1__collector_message__free_unpacked(*msg, NULL);
+	protobuf_c_message_free_unpacked(&(*msg)->base, NULL);
 	*msg = NULL;
 }
 
