@@ -16,6 +16,12 @@
 #include "../lib/testcert.h"
 #include "compare.h"
 #include "store_pg.h"
+#include "pgschema.h"
+
+/* The admin-side helpers of pgschema.h, on a test's own schema. */
+#define sql(t, ...)  pgschema_sql(&(t)->db, __VA_ARGS__)
+#define q(t, ...)    pgschema_q(&(t)->db, __VA_ARGS__)
+#define qn(t, query) pgschema_qn(&(t)->db, (query))
 
 /*
  * Environment as for test_store_pg: MTASTS_TEST_PG (required),
@@ -50,15 +56,12 @@ static struct {
 } fx;
 
 struct t {
-	PGconn *admin, *cmp;
-	char schema[64];
-	char conninfo[1024];
+	PGconn *cmp;
+	struct pgschema db; /* admin connection and private schema */
 	struct store *st;
 	int64_t agent[NAGENTS];
 	uint64_t seq[NAGENTS];
 	int64_t round; /* the current round at fx.now */
-	char ring[8][4096];
-	int next;
 };
 
 /* ---- fixtures ---- */
@@ -130,95 +133,23 @@ group_teardown(void **state)
 	return 0;
 }
 
-static void
-quiet(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
-
-static void
-sql(struct t *t, const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-	PGresult *res;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	res = PQexec(t->admin, buf);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-	    PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_error("%s: %s\n", buf, PQresultErrorMessage(res));
-		PQclear(res);
-		fail();
-	}
-	PQclear(res);
-}
-
-/* The first column of the first row; "<null>" / "<none>". */
-static const char *
-q(struct t *t, const char *fmt, ...)
-{
-	char buf[2048], *out = t->ring[t->next++ % 8];
-	va_list ap;
-	PGresult *res;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	res = PQexec(t->admin, buf);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_error("%s: %s\n", buf, PQresultErrorMessage(res));
-		PQclear(res);
-		fail();
-	}
-	if (PQntuples(res) == 0)
-		snprintf(out, sizeof(t->ring[0]), "<none>");
-	else if (PQgetisnull(res, 0, 0))
-		snprintf(out, sizeof(t->ring[0]), "<null>");
-	else
-		snprintf(out, sizeof(t->ring[0]), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return out;
-}
-
-static long
-qn(struct t *t, const char *query)
-{
-	return strtol(q(t, "%s", query), NULL, 10);
-}
-
 static int
 setup(void **state)
 {
-	static int counter;
 	struct t *t = calloc(1, sizeof(*t));
 	char err[512], key[32], name[32];
 
 	if (t == NULL)
 		return -1;
 	*state = t;
-	snprintf(t->schema, sizeof(t->schema), "compare_test_%ld_%d",
-	    (long)getpid(), ++counter);
-	snprintf(t->conninfo, sizeof(t->conninfo),
-	    "%s options='-csearch_path=%s'", fx.conninfo, t->schema);
-	t->admin = PQconnectdb(fx.conninfo);
-	if (PQstatus(t->admin) != CONNECTION_OK) {
-		print_error("admin connect: %s", PQerrorMessage(t->admin));
+	if (pgschema_open(&t->db, fx.conninfo, "compare_test") == -1)
 		return -1;
-	}
-	PQsetNoticeProcessor(t->admin, quiet, NULL);
-	sql(t, "DROP SCHEMA IF EXISTS %s CASCADE", t->schema);
-	sql(t, "CREATE SCHEMA %s", t->schema);
-	sql(t, "SET search_path = %s", t->schema);
-	t->st = store_open(t->conninfo, fx.sqldir, err, sizeof(err));
+	t->st = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
 	if (t->st == NULL) {
 		print_error("store_open: %s\n", err);
 		return -1;
 	}
-	t->cmp = PQconnectdb(t->conninfo);
+	t->cmp = PQconnectdb(t->db.conninfo);
 	if (PQstatus(t->cmp) != CONNECTION_OK) {
 		print_error("compare connect: %s", PQerrorMessage(t->cmp));
 		return -1;
@@ -238,16 +169,12 @@ static int
 teardown(void **state)
 {
 	struct t *t = *state;
-	char buf[128];
 
 	if (t == NULL)
 		return 0;
 	store_close(&t->st);
 	PQfinish(t->cmp);
-	snprintf(
-	    buf, sizeof(buf), "DROP SCHEMA IF EXISTS %s CASCADE", t->schema);
-	PQclear(PQexec(t->admin, buf));
-	PQfinish(t->admin);
+	pgschema_close(&t->db);
 	free(t);
 	return 0;
 }

@@ -21,6 +21,12 @@
 #include "log.h"
 #include "store_pg.h"
 #include "wire.h"
+#include "pgschema.h"
+
+/* The admin-side helpers of pgschema.h, on a test's own schema. */
+#define sql(t, ...)  pgschema_sql(&(t)->db, __VA_ARGS__)
+#define q(t, ...)    pgschema_q(&(t)->db, __VA_ARGS__)
+#define qn(t, query) pgschema_qn(&(t)->db, (query))
 
 /*
  * Environment: MTASTS_TEST_PG, the conninfo pg_start.sh prints (required);
@@ -82,9 +88,7 @@ struct frame {
 };
 
 struct t {
-	PGconn *admin;
-	char schema[64];
-	char conninfo[1024];
+	struct pgschema db; /* admin connection and private schema */
 	struct store *st;
 	struct ingest *ing;
 	struct ingest_config cfg;
@@ -99,64 +103,9 @@ struct t {
 	struct ingest *ing2;
 	struct frame frames[FRAMES_MAX];
 	size_t rd, wr, lost;
-	char ring[8][2048];
-	int next;
 };
 
 /* --- the database side ---------------------------------------------- */
-
-static void
-sql(struct t *t, const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-	PGresult *res;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	res = PQexec(t->admin, buf);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-	    PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_error("%s: %s\n", buf, PQresultErrorMessage(res));
-		PQclear(res);
-		fail();
-	}
-	PQclear(res);
-}
-
-/* First column of the first row as text, "<null>" or "<none>". */
-static const char *
-q(struct t *t, const char *fmt, ...)
-{
-	char buf[2048], *out = t->ring[t->next++ % 8];
-	va_list ap;
-	PGresult *res;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	res = PQexec(t->admin, buf);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_error("%s: %s\n", buf, PQresultErrorMessage(res));
-		PQclear(res);
-		fail();
-	}
-	if (PQntuples(res) == 0)
-		snprintf(out, sizeof(t->ring[0]), "<none>");
-	else if (PQgetisnull(res, 0, 0))
-		snprintf(out, sizeof(t->ring[0]), "<null>");
-	else
-		snprintf(out, sizeof(t->ring[0]), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return out;
-}
-
-static long
-qn(struct t *t, const char *query)
-{
-	return strtol(q(t, "%s", query), NULL, 10);
-}
 
 /* "1,2,4": the seqs stored for key, in order ("<null>" when none). */
 static const char *
@@ -484,37 +433,18 @@ group_teardown(void **state)
 	return 0;
 }
 
-static void
-quiet(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
-
 static int
 setup(void **state)
 {
-	static int counter;
 	struct t *t = calloc(1, sizeof(*t));
 	char err[512];
 
 	if (t == NULL)
 		return -1;
 	*state = t;
-	snprintf(t->schema, sizeof(t->schema), "ingest_test_%ld_%d",
-	    (long)getpid(), ++counter);
-	snprintf(t->conninfo, sizeof(t->conninfo),
-	    "%s options='-csearch_path=%s'", fx.conninfo, t->schema);
-	t->admin = PQconnectdb(fx.conninfo);
-	if (PQstatus(t->admin) != CONNECTION_OK) {
-		print_error("admin connect: %s", PQerrorMessage(t->admin));
+	if (pgschema_open(&t->db, fx.conninfo, "ingest_test") == -1)
 		return -1;
-	}
-	PQsetNoticeProcessor(t->admin, quiet, NULL);
-	sql(t, "DROP SCHEMA IF EXISTS %s CASCADE", t->schema);
-	sql(t, "CREATE SCHEMA %s", t->schema);
-	sql(t, "SET search_path = %s", t->schema);
-	if ((t->st = store_open(t->conninfo, fx.sqldir, err, sizeof(err))) ==
+	if ((t->st = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err))) ==
 	    NULL) {
 		print_error("store_open: %s\n", err);
 		return -1;
@@ -553,19 +483,7 @@ teardown(void **state)
 	}
 	for (size_t i = 0; i < t->wr; i++)
 		wire_collector_free(&t->frames[i].m);
-	/* The database-lost test leaves the admin connection dead too. */
-	if (PQstatus(t->admin) != CONNECTION_OK)
-		PQreset(t->admin);
-	if (PQstatus(t->admin) == CONNECTION_OK) {
-		PGresult *res;
-		char buf[128];
-
-		snprintf(buf, sizeof(buf), "DROP SCHEMA IF EXISTS %s CASCADE",
-		    t->schema);
-		res = PQexec(t->admin, buf);
-		PQclear(res);
-	}
-	PQfinish(t->admin);
+	pgschema_close(&t->db);
 	free(t);
 	return 0;
 }
@@ -1310,7 +1228,7 @@ test_two_collectors_share_database(void **state)
 	struct t *t = *state;
 	char err[256];
 
-	t->st2 = store_open(t->conninfo, fx.sqldir, err, sizeof(err));
+	t->st2 = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
 	assert_non_null(t->st2);
 	t->ing2 = ingest_new(t->st2, &t->cfg, capture, t);
 	assert_non_null(t->ing2);
@@ -1517,9 +1435,9 @@ test_database_lost(void **state)
 	flush_due(t);
 	expect_ack(t, &PA, 3);
 	expect_none(t);
-	PQreset(t->admin);
-	assert_int_equal(PQstatus(t->admin), CONNECTION_OK);
-	sql(t, "SET search_path = %s", t->schema);
+	PQreset(t->db.admin);
+	assert_int_equal(PQstatus(t->db.admin), CONNECTION_OK);
+	sql(t, "SET search_path = %s", t->db.schema);
 	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3");
 	assert_int_equal(watermark(t, KEY_A), 3);
 }

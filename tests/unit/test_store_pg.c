@@ -16,6 +16,12 @@
 
 #include "../lib/testcert.h"
 #include "store_pg.h"
+#include "pgschema.h"
+
+/* The admin-side helpers of pgschema.h, on a test's own schema. */
+#define sql(t, ...)  pgschema_sql(&(t)->db, __VA_ARGS__)
+#define q(t, ...)    pgschema_q(&(t)->db, __VA_ARGS__)
+#define qn(t, query) pgschema_qn(&(t)->db, (query))
 
 /*
  * Environment: MTASTS_TEST_PG, the conninfo pg_start.sh prints (required);
@@ -44,12 +50,8 @@ static struct {
 } fx;
 
 struct t {
-	PGconn *admin;
-	char schema[64];
-	char conninfo[1024];
+	struct pgschema db; /* admin connection and private schema */
 	struct store *st;
-	char ring[8][2048]; /* answers of q() */
-	int next;
 };
 
 static void
@@ -58,63 +60,6 @@ hex(const unsigned char *b, size_t n, char *out)
 	for (size_t i = 0; i < n; i++)
 		sprintf(out + 2 * i, "%02x", b[i]);
 	out[2 * n] = '\0';
-}
-
-/* Runs SQL on the admin connection, failing the test on an error. */
-static void
-sql(struct t *t, const char *fmt, ...)
-{
-	char buf[2048];
-	va_list ap;
-	PGresult *res;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	res = PQexec(t->admin, buf);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-	    PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_error("%s: %s\n", buf, PQresultErrorMessage(res));
-		PQclear(res);
-		fail();
-	}
-	PQclear(res);
-}
-
-/*
- * The first column of the first row of a query, as text; "<null>" for SQL
- * NULL and "<none>" when there is no row.  Good until 8 more calls.
- */
-static const char *
-q(struct t *t, const char *fmt, ...)
-{
-	char buf[2048], *out = t->ring[t->next++ % 8];
-	va_list ap;
-	PGresult *res;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	res = PQexec(t->admin, buf);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		print_error("%s: %s\n", buf, PQresultErrorMessage(res));
-		PQclear(res);
-		fail();
-	}
-	if (PQntuples(res) == 0)
-		snprintf(out, sizeof(t->ring[0]), "<none>");
-	else if (PQgetisnull(res, 0, 0))
-		snprintf(out, sizeof(t->ring[0]), "<null>");
-	else
-		snprintf(out, sizeof(t->ring[0]), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return out;
-}
-
-static long
-qn(struct t *t, const char *query)
-{
-	return strtol(q(t, "%s", query), NULL, 10);
 }
 
 static int
@@ -187,38 +132,18 @@ group_teardown(void **state)
 	return 0;
 }
 
-/* DROP SCHEMA ... CASCADE lists every object; the tests need none of it. */
-static void
-quiet(void *arg, const char *message)
-{
-	(void)arg;
-	(void)message;
-}
-
 static int
 setup(void **state)
 {
-	static int counter;
 	struct t *t = calloc(1, sizeof(*t));
 	char err[512];
 
 	if (t == NULL)
 		return -1;
 	*state = t;
-	snprintf(t->schema, sizeof(t->schema), "store_test_%ld_%d",
-	    (long)getpid(), ++counter);
-	snprintf(t->conninfo, sizeof(t->conninfo),
-	    "%s options='-csearch_path=%s'", fx.conninfo, t->schema);
-	t->admin = PQconnectdb(fx.conninfo);
-	if (PQstatus(t->admin) != CONNECTION_OK) {
-		print_error("admin connect: %s", PQerrorMessage(t->admin));
+	if (pgschema_open(&t->db, fx.conninfo, "store_test") == -1)
 		return -1;
-	}
-	PQsetNoticeProcessor(t->admin, quiet, NULL);
-	sql(t, "DROP SCHEMA IF EXISTS %s CASCADE", t->schema);
-	sql(t, "CREATE SCHEMA %s", t->schema);
-	sql(t, "SET search_path = %s", t->schema);
-	t->st = store_open(t->conninfo, fx.sqldir, err, sizeof(err));
+	t->st = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
 	if (t->st == NULL) {
 		print_error("store_open: %s\n", err);
 		return -1;
@@ -234,19 +159,7 @@ teardown(void **state)
 	if (t == NULL)
 		return 0;
 	store_close(&t->st);
-	/* The restart test leaves the admin connection dead too. */
-	if (PQstatus(t->admin) != CONNECTION_OK)
-		PQreset(t->admin);
-	if (PQstatus(t->admin) == CONNECTION_OK) {
-		PGresult *res;
-		char buf[128];
-
-		snprintf(buf, sizeof(buf), "DROP SCHEMA IF EXISTS %s CASCADE",
-		    t->schema);
-		res = PQexec(t->admin, buf);
-		PQclear(res);
-	}
-	PQfinish(t->admin);
+	pgschema_close(&t->db);
 	free(t);
 	return 0;
 }
@@ -478,7 +391,7 @@ test_migrations_idempotent(void **state)
 	    "1:001_init.sql");
 	long applied = qn(t, "SELECT count(*) FROM schema_migrations");
 	assert_true(applied >= 2);
-	again = store_open(t->conninfo, fx.sqldir, err, sizeof(err));
+	again = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
 	assert_non_null(again);
 	assert_int_equal(
 	    qn(t, "SELECT count(*) FROM schema_migrations"), applied);
@@ -496,7 +409,7 @@ test_migrations_idempotent(void **state)
 		  "current_schema()::regnamespace AND c.relkind = 'r'"),
 	    6 * (STORE_PARTITION_DAYS_AHEAD + 1));
 
-	bad = store_open(t->conninfo, "/nonexistent/sql", err, sizeof(err));
+	bad = store_open(t->db.conninfo, "/nonexistent/sql", err, sizeof(err));
 	assert_null(bad);
 	assert_non_null(strstr(err, "/nonexistent/sql"));
 	bad = store_open("host=/nonexistent port=1 dbname=x connect_timeout=2",
@@ -514,10 +427,10 @@ test_migrations_concurrent(void **state)
 	pid_t pids[4];
 	int status;
 
-	sql(t, "DROP SCHEMA IF EXISTS %s_c CASCADE", t->schema);
-	sql(t, "CREATE SCHEMA %s_c", t->schema);
+	sql(t, "DROP SCHEMA IF EXISTS %s_c CASCADE", t->db.schema);
+	sql(t, "CREATE SCHEMA %s_c", t->db.schema);
 	snprintf(fresh, sizeof(fresh), "%s options='-csearch_path=%s_c'",
-	    fx.conninfo, t->schema);
+	    fx.conninfo, t->db.schema);
 	for (int i = 0; i < 4; i++) {
 		pids[i] = fork();
 		assert_true(pids[i] != -1);
@@ -541,7 +454,7 @@ test_migrations_concurrent(void **state)
 		  "n.oid = c.relnamespace WHERE c.relname = 'results' AND "
 		  "n.nspname LIKE '%_c'"),
 	    1);
-	sql(t, "DROP SCHEMA %s_c CASCADE", t->schema);
+	sql(t, "DROP SCHEMA %s_c CASCADE", t->db.schema);
 }
 
 /*
@@ -571,7 +484,7 @@ test_concurrent_writers(void **state)
 			int rc = 1;
 
 			s = store_open(
-			    t->conninfo, fx.sqldir, err, sizeof(err));
+			    t->db.conninfo, fx.sqldir, err, sizeof(err));
 			x = batch_new(1 + (uint64_t)i, 6, ptrs);
 			if (s != NULL &&
 			    store_write_batch(s, id, ptrs, 6, &rt, &c) == 0 &&
@@ -1109,8 +1022,8 @@ test_reconnect(void **state)
 	assert_int_equal(store_broken(t->st), 0);
 	assert_int_equal(store_ping(t->st), 0);
 	assert_int_equal(write_seqs(t, id, 1, 2, fx.now), 2);
-	PQreset(t->admin);
-	sql(t, "SET search_path = %s", t->schema);
+	PQreset(t->db.admin);
+	sql(t, "SET search_path = %s", t->db.schema);
 	assert_int_equal(qn(t, "SELECT count(*) FROM results"), 2);
 }
 
