@@ -26,6 +26,8 @@ struct cert_eval {
 	struct http_fetch *fetch;
 	struct event *kick;
 	int trust_done; /* out->trust holds at least the first verdict */
+	X509 *issuer;	/* owned: the leaf's issuer, once looked up */
+	int issuer_looked;
 	cert_eval_cb cb;
 	void *arg;
 };
@@ -57,6 +59,7 @@ s_free(struct cert_eval *ev)
 		event_free(ev->kick);
 	if (ev->extra != NULL)
 		sk_X509_pop_free(ev->extra, X509_free);
+	X509_free(ev->issuer);
 	free(ev->staple);
 	free(ev->host);
 	free(ev);
@@ -128,7 +131,7 @@ s_add_stack(STACK_OF(X509) * dst, STACK_OF(X509) * src)
 /* The issuer of the leaf: among what was sent, what we added, or the store
  * (a leaf issued straight by a root).  Returns a new reference or NULL. */
 static X509 *
-s_find_issuer(struct cert_eval *ev, X509 *leaf)
+s_lookup_issuer(struct cert_eval *ev, X509 *leaf)
 {
 	STACK_OF(X509) * lists[2] = {ev->chain, ev->extra};
 	X509_STORE_CTX *ctx;
@@ -154,6 +157,20 @@ s_find_issuer(struct cert_eval *ev, X509 *leaf)
 	return issuer;
 }
 
+/*
+ * The leaf's issuer, borrowed.  Looked up once: OCSP only runs after the
+ * trust step, when the certificates we know of no longer change.
+ */
+static X509 *
+s_issuer(struct cert_eval *ev)
+{
+	if (!ev->issuer_looked) {
+		ev->issuer = s_lookup_issuer(ev, sk_X509_value(ev->chain, 0));
+		ev->issuer_looked = 1;
+	}
+	return ev->issuer;
+}
+
 static STACK_OF(X509) * s_all_certs(struct cert_eval *ev)
 {
 	STACK_OF(X509) *all = sk_X509_new_null();
@@ -173,7 +190,7 @@ s_judge_ocsp(
     struct cert_eval *ev, const unsigned char *der, size_t len, int stapled)
 {
 	X509 *leaf = sk_X509_value(ev->chain, 0);
-	X509 *issuer = s_find_issuer(ev, leaf);
+	X509 *issuer = s_issuer(ev);
 	STACK_OF(X509) *all = s_all_certs(ev);
 	struct ocsp_result r;
 
@@ -186,7 +203,6 @@ s_judge_ocsp(
 		snprintf(ev->out->ocsp_detail, sizeof(ev->out->ocsp_detail),
 		    "%s", r.detail);
 	}
-	X509_free(issuer);
 	if (all != NULL)
 		sk_X509_pop_free(all, X509_free);
 }
@@ -238,7 +254,7 @@ s_ocsp_step(struct cert_eval *ev)
 		s_finish(ev);
 		return;
 	}
-	issuer = s_find_issuer(ev, leaf);
+	issuer = s_issuer(ev);
 	if (s_is_http_url(info.ocsp_url) && issuer != NULL &&
 	    (len = ocsp_request_der(leaf, issuer, &req)) > 0) {
 		struct http_fetch_req hr = {
@@ -254,7 +270,6 @@ s_ocsp_step(struct cert_eval *ev)
 		    http_fetch_start(ev->engine, &hr, s_ocsp_fetched, ev);
 	}
 	OPENSSL_free(req);
-	X509_free(issuer);
 	cert_info_free(&info);
 	if (ev->fetch == NULL)
 		s_finish(ev);
