@@ -255,26 +255,27 @@ s_ssl_ctx_new(void)
 
 	if (ctx == NULL)
 		return NULL;
-	if (SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION) != 1 ||
-	    SSL_CTX_set_cipher_list(ctx, "ALL:@SECLEVEL=0") != 1) {
+	if (engine_ssl_ctx_relax(ctx) == -1) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	engine_ssl_ctx_relax(ctx);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	return ctx;
 }
 
-void
+int
 engine_ssl_ctx_relax(SSL_CTX *ctx)
 {
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, "ALL:@SECLEVEL=0") != 1)
+		return -1;
 	SSL_CTX_set_security_level(ctx, 0);
-	SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
 	SSL_CTX_set_options(
 	    ctx, SSL_OP_LEGACY_SERVER_CONNECT | SSL_OP_NO_TICKET);
 	/* Ask for a stapled OCSP response; absence is not an error. */
 	SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp);
+	return 0;
 }
 
 struct engine *

@@ -47,10 +47,12 @@ struct engine *engine_new(struct event_base *base,
 void engine_free(struct engine **engine);
 
 /*
- * Applies our permissive TLS settings to a context (ours, or the one curl
- * builds for the policy fetch) so every probe offers the same handshake.
+ * Applies our permissive TLS settings (TLS 1.0 and up, every cipher,
+ * security level 0, OCSP stapling asked for) to a context: ours, or the
+ * one curl builds for the policy fetch, so every probe offers the same
+ * handshake.  0, or -1 when OpenSSL refuses them.
  */
-void engine_ssl_ctx_relax(SSL_CTX *ctx);
+int engine_ssl_ctx_relax(SSL_CTX *ctx);
 
 /* Adds an easy handle to the engine's curl multi (see http_fetch.c). */
 int engine_curl_add(struct engine *engine, CURL *easy);

@@ -89,7 +89,8 @@ s_ssl_ctx(CURL *easy, void *sslctx, void *userptr)
 	SSL_CTX *ctx = sslctx;
 
 	(void)easy;
-	engine_ssl_ctx_relax(ctx);
+	if (engine_ssl_ctx_relax(ctx) == -1)
+		return CURLE_SSL_CIPHER;
 	SSL_CTX_set_ex_data(ctx, ssl_ex_index, userptr);
 	SSL_CTX_set_info_callback(ctx, s_ssl_info);
 	return CURLE_OK;
@@ -164,7 +165,6 @@ http_fetch_start(struct engine *engine, const struct http_fetch_req *req,
 	curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
 	curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_0);
-	curl_easy_setopt(c, CURLOPT_SSL_CIPHER_LIST, "ALL:@SECLEVEL=0");
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, s_ssl_ctx);
 	curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, f);
 	if (f->resolve != NULL)
