@@ -120,10 +120,11 @@ wire_host_valid(const char *name)
 /*
  * protobuf-c 1.4 does not check that string fields are UTF-8, so every
  * string of the message is walked through its descriptor: fields added to
- * wire.proto later are covered without touching this.
+ * wire.proto later are covered without touching this.  The same walk
+ * bounds the nesting and refuses unknown fields numbered 0.
  */
 static int
-s_strings_ok(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
+s_fields_ok(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 	const char *base = (const char *)m;
@@ -131,6 +132,18 @@ s_strings_ok(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
 	if (depth > WIRE_DEPTH_MAX) {
 		errbuf_set(err, errlen, "message nested too deep");
 		return -1;
+	}
+	/*
+	 * protobuf-c keeps field number 0 as an unknown field when its tag
+	 * is spelled as a long varint, then writes a tag it refuses itself:
+	 * refuse it here so that what we accept, we can also forward.
+	 */
+	for (size_t i = 0; i < m->n_unknown_fields; i++) {
+		if (m->unknown_fields[i].tag == 0) {
+			errbuf_set(
+			    err, errlen, "field number 0 in %s", d->short_name);
+			return -1;
+		}
 	}
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -154,8 +167,8 @@ s_strings_ok(const ProtobufCMessage *m, int depth, char *err, size_t errlen)
 			if (v[k] == NULL)
 				continue;
 			if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-				if (s_strings_ok(
-					v[k], depth + 1, err, errlen) == -1)
+				if (s_fields_ok(v[k], depth + 1, err, errlen) ==
+				    -1)
 					return -1;
 			} else if (!wire_utf8_valid(v[k], strlen(v[k]))) {
 				errbuf_set(err, errlen,
@@ -349,7 +362,7 @@ s_agent_ok(const Mtastswatch__V1__AgentMessage *m, char *err, size_t errlen)
 		errbuf_set(err, errlen, "message without known body");
 		return -1;
 	}
-	return s_strings_ok(&m->base, 0, err, errlen);
+	return s_fields_ok(&m->base, 0, err, errlen);
 }
 
 /*
@@ -435,7 +448,7 @@ s_collector_ok(
 		errbuf_set(err, errlen, "message without known body");
 		return -1;
 	}
-	return s_strings_ok(&m->base, 0, err, errlen);
+	return s_fields_ok(&m->base, 0, err, errlen);
 }
 
 static int

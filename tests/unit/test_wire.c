@@ -658,6 +658,25 @@ test_reject_oversized(void **state)
 	free(reason);
 }
 
+/*
+ * Field number 0 spelled as a two-byte varint tag: protobuf-c 1.4 keeps it
+ * as an unknown field and would write it back as a tag it refuses, so a
+ * message we accepted could not be forwarded (found by fuzz_wire).
+ */
+static void
+test_reject_field_zero(void **state)
+{
+	static const unsigned char msg[] = {0x0a, 0x00, 0x81, 0x00, 0x0a, 0x00,
+	    0x0a, 0x00, 0x0a, 0x00, 0x0a, 0x00, 0x0a, 0x00, 0x0a, 0x00};
+	Mtastswatch__V1__AgentMessage *m;
+	char err[128];
+
+	(void)state;
+	m = wire_agent_decode(msg, sizeof(msg), err, sizeof(err));
+	assert_null(m);
+	assert_non_null(strstr(err, "field number 0"));
+}
+
 static void
 test_reject_garbage(void **state)
 {
@@ -1223,6 +1242,7 @@ main(void)
 	    cmocka_unit_test(test_reject_empty),
 	    cmocka_unit_test(test_reject_oversized),
 	    cmocka_unit_test(test_reject_garbage),
+	    cmocka_unit_test(test_reject_field_zero),
 	    cmocka_unit_test(test_reject_seq0),
 	    cmocka_unit_test(test_reject_domain),
 	    cmocka_unit_test(test_reject_chain_ref),
