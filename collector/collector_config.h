@@ -7,20 +7,27 @@
 
 #include <czmq.h>
 
-#define COLLECTOR_MIGRATIONS_DEFAULT "deploy/sql"
-#define COLLECTOR_INTERVAL_DEFAULT   300
-#define COLLECTOR_INTERVAL_MIN	     10
-#define COLLECTOR_INTERVAL_MAX	     86400
-#define COLLECTOR_CREDIT_DEFAULT     64
-#define COLLECTOR_CREDIT_MAX	     10000
-#define COLLECTOR_BATCH_DEFAULT	     100
-#define COLLECTOR_BATCH_MAX	     10000
-#define COLLECTOR_RETENTION_DEFAULT  90
-#define COLLECTOR_RETENTION_MAX	     36500
-#define COLLECTOR_Z85_KEY_LEN	     40
+#define COLLECTOR_MIGRATIONS_DEFAULT	  "deploy/sql"
+#define COLLECTOR_INTERVAL_DEFAULT	  300
+#define COLLECTOR_INTERVAL_MIN		  10
+#define COLLECTOR_INTERVAL_MAX		  86400
+#define COLLECTOR_CREDIT_DEFAULT	  64
+#define COLLECTOR_CREDIT_MAX		  10000
+#define COLLECTOR_BATCH_DEFAULT		  100
+#define COLLECTOR_BATCH_MAX		  10000
+#define COLLECTOR_RETENTION_DEFAULT	  90
+#define COLLECTOR_RETENTION_MAX		  36500
+#define COLLECTOR_Z85_KEY_LEN		  40
+#define COLLECTOR_QUORUM_MAX		  1000
+#define COLLECTOR_WEBHOOK_TIMEOUT_DEFAULT 10
+#define COLLECTOR_WEBHOOK_TIMEOUT_MAX	  300
+#define COLLECTOR_SYSLOG_FACILITY_DEFAULT 16 /* local0 */
+#define COLLECTOR_TOKEN_MIN		  16
+#define COLLECTOR_TOKEN_MAX		  256
 
 /*
- * Everything in [collector].  Strings are owned by the config.  The key
+ * Everything in [collector], [http] and [notify].  Strings are owned by
+ * the config.  The key
  * pair is loaded while the file is checked, so that a configuration that
  * passes `-n` also has a key the daemon can use.
  */
@@ -35,6 +42,24 @@ struct collector_config {
 	unsigned credit;
 	unsigned batch;
 	unsigned retention_days; /* 0: keep everything */
+	unsigned quorum;	 /* 0: compare.h's default */
+
+	/* [http]: the API is off when http_bind is NULL. */
+	char *http_bind; /* "IP:PORT" or "[IPv6]:PORT" */
+	char *http_token_file;
+	char *http_token; /* read from http_token_file, NULL: none */
+
+	/* [notify]: each sink is off when its key is NULL. */
+	char *webhook_url;
+	char *webhook_token_file;
+	char *webhook_token; /* read from webhook_token_file */
+	char *webhook_ca_file;
+	unsigned webhook_timeout_s;
+	char *external_url;  /* links in notifications, NULL: none */
+	char *syslog;	     /* udp://H:P, tcp://H:P or unix:PATH */
+	char *syslog_format; /* rfc5424 (NULL) or cef */
+	char *syslog_facility_name;
+	int syslog_facility; /* 0..23, local0 by default */
 
 	zcert_t *cert;				    /* ours, from secret_key */
 	char public_txt[COLLECTOR_Z85_KEY_LEN + 1]; /* ours, Z85 */
@@ -58,6 +83,13 @@ struct collector_config_errors {
  */
 struct collector_config *collector_config_load(
     const char *path, struct collector_config_errors *errs);
+/*
+ * Splits "IP:PORT" or "[IPv6]:PORT" (numeric addresses only) into host
+ * and port.  0, or -1 when in is not of that form.
+ */
+int collector_config_split_hostport(
+    const char *in, char *host, size_t hostlen, unsigned *port);
+
 /* Frees *cfg and NULLs it; NULL is fine. */
 void collector_config_free(struct collector_config **cfg);
 void collector_config_errors_free(struct collector_config_errors *errs);

@@ -202,6 +202,17 @@ ingest_refusals(const struct ingest *ing, enum ingest_refusal why)
 }
 
 void
+ingest_counters_get(const struct ingest *ing, struct ingest_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->results_stored = ing->results_stored;
+	out->batches = ing->batches;
+	memcpy(out->refused, ing->refused, sizeof(out->refused));
+	out->agents_connected = zhashx_size(ing->agents);
+	out->db_down = ing->db_down;
+}
+
+void
 ingest_log_stats(const struct ingest *ing)
 {
 	char line[768];

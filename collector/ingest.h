@@ -121,6 +121,17 @@ void ingest_flush_all(struct ingest *ing, int64_t now_ms);
 int ingest_db_down(const struct ingest *ing);
 uint64_t ingest_refusals(const struct ingest *ing, enum ingest_refusal why);
 const char *ingest_refusal_name(enum ingest_refusal why);
+/* The counters, copied out (for /metrics: see metrics.h). */
+struct ingest_counters {
+	uint64_t results_stored;
+	uint64_t batches;
+	uint64_t refused[INGEST_REFUSE_COUNT];
+	size_t agents_connected;
+	int db_down;
+};
+
+void ingest_counters_get(const struct ingest *ing, struct ingest_counters *out);
+
 /* Logs every counter in one line. */
 void ingest_log_stats(const struct ingest *ing);
 

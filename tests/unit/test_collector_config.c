@@ -398,6 +398,129 @@ test_missing_file(void **state)
 	collector_config_errors_free(&errs);
 }
 
+/* Writes a token file with the given mode; returns its path. */
+static const char *
+write_token(const char *name, const char *text, mode_t mode)
+{
+	static char path[4][160];
+	static int next;
+	char *p = path[next++ % 4];
+	FILE *fp;
+
+	snprintf(p, sizeof(path[0]), "%s/%s", fx.dir, name);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(p, mode), 0);
+	return p;
+}
+
+static void
+test_http_notify(void **state)
+{
+	struct collector_config_errors errs;
+	struct collector_config *cfg;
+	char text[2048];
+	const char *tok;
+
+	(void)state;
+	tok = write_token("tok", "0123456789abcdef0123\n", 0600);
+	snprintf(text, sizeof(text),
+	    BASE "quorum = 3\n"
+		 "[http]\n"
+		 "bind = [::]:8350\n"
+		 "token_file = %s\n"
+		 "[notify]\n"
+		 "webhook_url = http://127.0.0.1:9093/hook\n"
+		 "webhook_timeout = 5\n"
+		 "syslog = udp://127.0.0.1:514\n"
+		 "syslog_format = cef\n"
+		 "syslog_facility = local3\n",
+	    tok);
+	write_conf(text);
+	cfg = collector_config_load(fx.conf, &errs);
+	if (cfg == NULL)
+		dump(&errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->quorum, 3);
+	assert_string_equal(cfg->http_bind, "[::]:8350");
+	assert_string_equal(cfg->http_token, "0123456789abcdef0123");
+	assert_string_equal(cfg->webhook_url, "http://127.0.0.1:9093/hook");
+	assert_int_equal(cfg->webhook_timeout_s, 5);
+	assert_string_equal(cfg->syslog_format, "cef");
+	assert_int_equal(cfg->syslog_facility, 19);
+	assert_null(cfg->webhook_token);
+	collector_config_free(&cfg);
+
+	/* Defaults: no API, no sinks, local0. */
+	write_conf(BASE);
+	cfg = collector_config_load(fx.conf, &errs);
+	assert_non_null(cfg);
+	assert_null(cfg->http_bind);
+	assert_null(cfg->webhook_url);
+	assert_null(cfg->syslog);
+	assert_int_equal(cfg->syslog_facility, 16);
+	assert_int_equal(cfg->webhook_timeout_s, 10);
+	collector_config_free(&cfg);
+
+	/* Every mistake, each at its line. */
+	tok = write_token("loose", "0123456789abcdef0123\n", 0644);
+	snprintf(text, sizeof(text),
+	    BASE "[http]\n"		      /* 7 */
+		 "bind = 0.0.0.0:8350\n"      /* 8 */
+		 "listen = 1\n"		      /* 9 */
+		 "[notify]\n"		      /* 10 */
+		 "webhook_url = ftp://x/\n"   /* 11 */
+		 "syslog = 127.0.0.1:514\n"   /* 12 */
+		 "syslog_format = json\n"     /* 13 */
+		 "syslog_facility = local9\n" /* 14 */
+		 "webhook_timeout = 0\n"      /* 15 */
+		 "webhook_token_file = %s\n"  /* 16 */
+		 "[http]\n",		      /* 17 */
+	    tok);
+	load_bad(text, &errs);
+	if (!has_error(&errs, 8, "not a loopback address") ||
+	    !has_error(&errs, 9, "unknown key 'listen' in [http]") ||
+	    !has_error(&errs, 11, "not an http:// or https:// URL") ||
+	    !has_error(&errs, 12, "want udp://") ||
+	    !has_error(&errs, 13, "want rfc5424 or cef") ||
+	    !has_error(&errs, 14, "syslog_facility 'local9'") ||
+	    !has_error(&errs, 15, "webhook_timeout '0'") ||
+	    !has_error(&errs, 16, "group or others may read it") ||
+	    !has_error(&errs, 17, "[http] again")) {
+		dump(&errs);
+		fail();
+	}
+	collector_config_errors_free(&errs);
+
+	/* [http] without bind; a bind that is not an address; short token. */
+	tok = write_token("short", "abc\n", 0600);
+	snprintf(text, sizeof(text),
+	    BASE "[http]\n" /* 7 */
+		 "token_file = %s\n" /* 8 */,
+	    tok);
+	load_bad(text, &errs);
+	if (!has_error(&errs, 7, "'bind' is required in [http]")) {
+		dump(&errs);
+		fail();
+	}
+	collector_config_errors_free(&errs);
+	snprintf(text, sizeof(text),
+	    BASE "[http]\n"
+		 "bind = localhost:80\n" /* 8 */
+		 "[notify]\n"
+		 "webhook_token_file = %s\n" /* 10 */,
+	    tok);
+	load_bad(text, &errs);
+	if (!has_error(&errs, 8, "not IP:PORT") ||
+	    !has_error(&errs, 10, "want one line of 16..256")) {
+		dump(&errs);
+		fail();
+	}
+	collector_config_errors_free(&errs);
+}
+
 static void
 test_keygen(void **state)
 {
@@ -467,6 +590,7 @@ main(void)
 	    cmocka_unit_test(test_bad_paths),
 	    cmocka_unit_test(test_long_line),
 	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_http_notify),
 	    cmocka_unit_test(test_keygen),
 	    cmocka_unit_test(test_allowlist),
 	};
