@@ -7,7 +7,11 @@
 
 #include <czmq.h>
 
-#define COLLECTOR_MIGRATIONS_DEFAULT	  "deploy/sql"
+/* The packages build with -DCOLLECTOR_MIGRATIONS_DEFAULT=
+ * '"/usr/share/mtasts-watch/sql"' (Makefile, target deb). */
+#ifndef COLLECTOR_MIGRATIONS_DEFAULT
+#define COLLECTOR_MIGRATIONS_DEFAULT "deploy/sql"
+#endif
 #define COLLECTOR_INTERVAL_DEFAULT	  300
 #define COLLECTOR_INTERVAL_MIN		  10
 #define COLLECTOR_INTERVAL_MAX		  86400

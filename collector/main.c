@@ -13,10 +13,12 @@
 #include <czmq.h>
 
 #include "collector_config.h"
-#include "compare.h"
+#include "analysis.h"
+#include "http_api.h"
 #include "ingest.h"
 #include "keys.h"
 #include "log.h"
+#include "notify.h"
 #include "store_pg.h"
 #include "wire.h"
 
@@ -38,9 +40,10 @@ struct collector {
 	struct ingest *ingest;
 	zactor_t *auth;
 	zsock_t *router;
-	void *router_handle;  /* the libzmq socket under router */
-	PGconn *compare_conn; /* its own connection: see s_compare */
-	int64_t next_compare;
+	void *router_handle;	   /* the libzmq socket under router */
+	struct http_api *http;	   /* NULL: [http] is not configured */
+	struct notify *notify;	   /* its threads deliver incident events */
+	struct analysis *analysis; /* compares rounds, folds incidents */
 };
 
 static void
@@ -177,6 +180,66 @@ s_auth_curve(zactor_t *auth, const char *dir)
 	return zsock_wait(auth) == -1 ? -1 : 0;
 }
 
+/*
+ * The HTTP API and the notifiers run on threads of their own with their
+ * own database connections, so neither a slow report nor a hanging
+ * webhook ever holds up ingest.  A failure to start them is logged and
+ * leaves the collector running without them: results matter more.
+ */
+static void
+s_services_start(struct collector *c)
+{
+	const struct collector_config *cfg = c->cfg;
+	struct notify_opts no = {0};
+	struct analysis_opts ao = {0};
+	char err[256];
+
+	if (cfg->http_bind != NULL) {
+		struct http_api_opts ho = {0};
+
+		ho.bind = cfg->http_bind;
+		ho.conninfo = cfg->database;
+		ho.token = cfg->http_token;
+		ho.silent_after_s = 2L * cfg->interval_s;
+		if ((c->http = http_api_start(&ho, err, sizeof(err))) == NULL)
+			log_warnx(
+			    "http: event=start_failed bind=%s error=\"%s\"",
+			    cfg->http_bind, err);
+		else
+			log_warnx("http: event=listening bind=%s port=%u",
+			    cfg->http_bind, http_api_port(c->http));
+	}
+	no.conninfo = cfg->database;
+	no.webhook_url = cfg->webhook_url;
+	no.webhook_timeout_s = cfg->webhook_timeout_s;
+	no.webhook_token = cfg->webhook_token;
+	no.webhook_ca_file = cfg->webhook_ca_file;
+	no.syslog = cfg->syslog;
+	no.syslog_format =
+	    cfg->syslog_format != NULL && strcmp(cfg->syslog_format, "cef") == 0
+		? NOTIFY_SYSLOG_CEF
+		: NOTIFY_SYSLOG_RFC5424;
+	no.syslog_facility = cfg->syslog_facility;
+	no.external_url = cfg->external_url;
+	if ((c->notify = notify_start(&no, err, sizeof(err))) == NULL)
+		log_warnx("notify: event=start_failed error=\"%s\"", err);
+	ao.conninfo = cfg->database;
+	ao.interval_s = cfg->interval_s;
+	ao.quorum = cfg->quorum;
+	ao.notify = c->notify;
+	if ((c->analysis = analysis_start(&ao, err, sizeof(err))) == NULL)
+		log_warnx("analysis: event=start_failed error=\"%s\"", err);
+}
+
+static void
+s_services_stop(struct collector *c)
+{
+	/* The analysis wakes the notifiers: it goes first. */
+	analysis_stop(&c->analysis);
+	http_api_stop(&c->http);
+	notify_stop(&c->notify);
+}
+
 static int
 s_start(struct collector *c)
 {
@@ -194,6 +257,8 @@ s_start(struct collector *c)
 		    c->cfg->allow_dir);
 	if ((c->store = s_store_open(c->cfg)) == NULL)
 		return -1;
+	/* After the migrations: both read the tables they made. */
+	s_services_start(c);
 
 	s_block(1);
 	zsys_set_logstream(stderr);
@@ -254,10 +319,8 @@ s_start(struct collector *c)
 static void
 s_stop(struct collector *c)
 {
+	s_services_stop(c);
 	ingest_destroy(&c->ingest);
-	if (c->compare_conn != NULL)
-		PQfinish(c->compare_conn);
-	c->compare_conn = NULL;
 	zsock_destroy(&c->router);
 	zactor_destroy(&c->auth);
 	store_close(&c->store);
@@ -315,6 +378,11 @@ s_reload(struct collector *c)
 	/* The running socket still uses the old key; keep it for the log. */
 	collector_config_free(&c->cfg);
 	c->cfg = cfg;
+	/* [http], [notify], interval and quorum take effect at once;
+	 * cursors and folds live in the database, so restarting the threads
+	 * loses nothing. */
+	s_services_stop(c);
+	s_services_start(c);
 	log_warnx("reloaded config=%s allowed_agents=%zu interval=%u credit=%u "
 		  "batch=%u retention_days=%u",
 	    cfg->path, keys_allow_count(allow), cfg->interval_s, cfg->credit,
@@ -385,44 +453,11 @@ s_recv_one(struct collector *c, int64_t now)
 	return 1;
 }
 
-/*
- * Compares the rounds that are complete (every active agent reported, or
- * one interval of grace passed) across vantages.  It runs on a connection
- * of its own so that a long comparison never sits inside an ingest
- * transaction; a failure is logged and retried at the next tick, and never
- * stops ingest.
- */
-static void
-s_compare(struct collector *c, int64_t now)
-{
-	struct compare_opts opts = {0};
-	uint32_t every = c->cfg->interval_s / 2;
-	size_t n = 0;
-
-	c->next_compare = now + (int64_t)(every < 5 ? 5 : every) * 1000;
-	if (c->compare_conn == NULL)
-		c->compare_conn = PQconnectdb(c->cfg->database);
-	else if (PQstatus(c->compare_conn) != CONNECTION_OK)
-		PQreset(c->compare_conn);
-	if (c->compare_conn == NULL ||
-	    PQstatus(c->compare_conn) != CONNECTION_OK) {
-		log_warnx("compare: event=db_unavailable error=\"%s\"",
-		    c->compare_conn ? PQerrorMessage(c->compare_conn)
-				    : "out of memory");
-		return;
-	}
-	if (compare_pending(c->compare_conn, time(NULL), c->cfg->interval_s,
-		&opts, &n) == -1)
-		log_warnx("compare: event=failed error=\"%s\"",
-		    PQerrorMessage(c->compare_conn));
-	else if (n > 0)
-		log_info("compare: event=compared rounds=%zu", n);
-}
-
 static int
 s_run(struct collector *c)
 {
 	int64_t next_stats = s_now_ms() + STATS_EVERY_MS;
+	int64_t next_counters = 0;
 
 	log_warnx("ready bind=%s", zsock_endpoint(c->router));
 	while (!got_term) {
@@ -434,7 +469,7 @@ s_run(struct collector *c)
 			s_reload(c);
 		}
 		now = s_now_ms();
-		/* At most a second: the comparison timer rides on it. */
+		/* At most a second: the counters for /metrics ride on it. */
 		if (zmq_poll(&item, 1, ingest_timeout(c->ingest, now)) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -448,8 +483,13 @@ s_run(struct collector *c)
 					break;
 		now = s_now_ms();
 		ingest_tick(c->ingest, now);
-		if (now >= c->next_compare)
-			s_compare(c, now);
+		if (c->http != NULL && now >= next_counters) {
+			struct ingest_counters ic;
+
+			next_counters = now + 1000;
+			ingest_counters_get(c->ingest, &ic);
+			http_api_set_counters(c->http, &ic);
+		}
 		if (now >= next_stats) {
 			next_stats = now + STATS_EVERY_MS;
 			ingest_log_stats(c->ingest);
