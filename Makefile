@@ -55,7 +55,7 @@ FMT_FILES  := $(wildcard common/*.[ch] agent/*.[ch] collector/*.[ch] \
 	      tests/unit/*.[ch] tests/fuzz/*.c)
 
 .PHONY: all test unit integration asan fuzz fuzz-smoke check clean format \
-	check-format
+	check-format deb check-man
 
 BINS := $(BINDIR)/mtasts-agent $(if $(wildcard collector/main.c), \
 	$(BINDIR)/mtasts-collector) $(if $(wildcard collector/report_main.c), \
@@ -137,8 +137,24 @@ fuzz-smoke: fuzz
 		    || { tail -50 build-fuzz/$$(basename $$f).log; exit 1; }; \
 	done; echo "fuzz-smoke: no crash"
 
+# Debian packages (deploy/deb/README.md): the binaries are built again in
+# $(BUILD)/pkg with Debian's hardening flags and the installed path of the
+# migrations, then packaged into $(BUILD)/deb.
+deb:
+	DEB_BUILD_MAINT_OPTIONS=hardening=+all; \
+	export DEB_BUILD_MAINT_OPTIONS; \
+	$(MAKE) BUILD=$(BUILD)/pkg BINDIR=$(BUILD)/pkg/bin \
+	    CFLAGS="$$(dpkg-buildflags --get CFLAGS) \
+	        $$(dpkg-buildflags --get CPPFLAGS) \
+	        -DCOLLECTOR_MIGRATIONS_DEFAULT='\"/usr/share/mtasts-watch/sql\"'" \
+	    LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" all
+	sh deploy/deb/build.sh $(BUILD)/pkg/bin $(BUILD)/deb
+
+check-man:
+	mandoc -T lint -W warning docs/man/*.[158]
+
 # The plain test run comes last, so its "N passed, M failed" closes the log.
-check: check-format fuzz-smoke asan test
+check: check-format check-man fuzz-smoke asan test
 
 clean:
 	rm -rf build build-asan build-fuzz bin

@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libssl-dev libcurl4-openssl-dev libunbound-dev libevent-dev libjansson-dev
 libcmocka-dev unbound openssl ca-certificates python3 clang-format
 libprotobuf-c-dev protobuf-c-compiler libpq-dev libzmq3-dev postgresql
-libczmq-dev libinih-dev libmicrohttpd-dev systemd ansible-core"
+libczmq-dev libinih-dev libmicrohttpd-dev systemd ansible-core lintian mandoc fakeroot"
 
 SUDO=
 if [ "$(id -u)" -ne 0 ]; then
