@@ -15,14 +15,16 @@
 #include <openssl/x509v3.h>
 
 #include "cert_check.h"
+#include "digest_set.h"
 #include "log.h"
 
 /*
  * Every value reaches the server as a parameter of a statement prepared
- * once per connection; the only SQL sent as text are BEGIN/COMMIT/
- * ROLLBACK, the migration files themselves and the two bootstrap queries
- * about schema_migrations, which cannot be prepared before that table
- * exists (they still pass their values as parameters).
+ * once per connection, or as COPY data; the only SQL sent as text are
+ * BEGIN/COMMIT/ROLLBACK, the fixed COPY commands, the migration files
+ * themselves and the two bootstrap queries about schema_migrations, which
+ * cannot be prepared before that table exists (they still pass their
+ * values as parameters).
  */
 
 /* Serializes migrations between collectors sharing a database. */
@@ -36,6 +38,9 @@ struct store {
 	int broken;	  /* the connection is lost: only reconnect helps */
 	long bad_index;	  /* see store_bad_index */
 	long ensured_day; /* last UTC day (days since the epoch) made */
+	/* Certificates this store committed: the fast path skips them. */
+	struct digest_set *stored;
+	EVP_MD *sha256;	  /* fetched once: a fetch per digest costs more */
 	char sqlstate[6]; /* of the last failed statement, "" if none */
 	char err[512];
 };
@@ -68,6 +73,17 @@ static const struct stmt stmts[] = {
 	"UPDATE agents SET gaps_total = gaps_total + $2 WHERE id = $1"},
     {"seq_claim", "INSERT INTO result_seqs (agent_id, seq, received_at) "
 		  "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING seq"},
+    /*
+     * The fast path's: the seqs of a batch above the watermark, and an id
+     * for each new one.  After agent_lock, the watermark cannot move.
+     */
+    {"seq_claim_many",
+	"WITH c AS (INSERT INTO result_seqs (agent_id, seq, received_at) "
+	"SELECT $1::bigint, q, $3::timestamptz FROM unnest($2::bigint[]) "
+	"AS q WHERE q > (SELECT last_committed_seq FROM agents "
+	"WHERE id = $1::bigint) ON CONFLICT DO NOTHING RETURNING seq) "
+	"SELECT seq, nextval(pg_get_serial_sequence('results', 'id')) "
+	"FROM c"},
     {"result_insert",
 	"INSERT INTO results (agent_id, seq, domain, round, started_at, "
 	"duration_ms, completed, resolver, vantage, received_at, "
@@ -184,14 +200,26 @@ p_opt(struct params *p, const char *v)
 		p->val[i] = v;
 }
 
+/* Decimal, without snprintf: a batch formats tens of thousands. */
 static void
 p_i64(struct params *p, int64_t v)
 {
+	char tmp[24];
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	size_t n = 0, o = 0;
 	int i = p_slot(p);
 
 	if (i == -1)
 		return;
-	snprintf(p->num[i], sizeof(p->num[i]), "%" PRId64, v);
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		p->num[i][o++] = '-';
+	while (n > 0)
+		p->num[i][o++] = tmp[--n];
+	p->num[i][o] = '\0';
 	p->val[i] = p->num[i];
 }
 
@@ -218,22 +246,33 @@ p_bytes(struct params *p, const void *v, size_t len, int opt)
 	p->fmt[i] = 1;
 }
 
-/* A UTC timestamp with microseconds, as timestamptz input. */
+/*
+ * A UTC timestamp with microseconds, as timestamptz input.  Every row of
+ * a batch carries the same received_at: the last one formatted is kept.
+ */
 static void
 p_time(struct params *p, time_t sec, long usec)
 {
+	static _Thread_local time_t last_sec = -1;
+	static _Thread_local long last_usec = -1;
+	static _Thread_local char last[40];
 	struct tm tm;
 	int i = p_slot(p);
 	size_t o;
 
 	if (i == -1)
 		return;
-	if (gmtime_r(&sec, &tm) == NULL) {
-		p->overflow = 1;
-		return;
+	if (sec != last_sec || usec != last_usec) {
+		if (gmtime_r(&sec, &tm) == NULL) {
+			p->overflow = 1;
+			return;
+		}
+		o = strftime(last, sizeof(last), "%Y-%m-%d %H:%M:%S", &tm);
+		snprintf(last + o, sizeof(last) - o, ".%06ld+00", usec);
+		last_sec = sec;
+		last_usec = usec;
 	}
-	o = strftime(p->num[i], sizeof(p->num[i]), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(p->num[i] + o, sizeof(p->num[i]) - o, ".%06ld+00", usec);
+	memcpy(p->num[i], last, sizeof(last));
 	p->val[i] = p->num[i];
 }
 
@@ -639,9 +678,11 @@ store_open(
 	}
 	s->bad_index = -1;
 	s->ensured_day = -1;
-	if ((s->conninfo = strdup(conninfo)) == NULL) {
+	if ((s->conninfo = strdup(conninfo)) == NULL ||
+	    (s->stored = digest_set_new(STORE_CERT_CACHE)) == NULL ||
+	    (s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		free(s);
+		store_close(&s);
 		return NULL;
 	}
 	if (s_connect(s) == -1 || s_migrate(s, migrations_dir) == -1 ||
@@ -660,6 +701,8 @@ store_close(struct store **s)
 	if (s == NULL || *s == NULL)
 		return;
 	PQfinish((*s)->conn);
+	digest_set_free(&(*s)->stored);
+	EVP_MD_free((*s)->sha256);
 	free((*s)->conninfo);
 	free(*s);
 	*s = NULL;
@@ -698,6 +741,8 @@ store_ping(struct store *s)
 int
 store_reconnect(struct store *s)
 {
+	/* It may be another server now, restored from an older backup. */
+	digest_set_clear(s->stored);
 	if (s_connect(s) == -1)
 		return -1;
 	if (s_prepare(s) == -1) {
@@ -770,19 +815,59 @@ s_agent_advance(struct store *s, int64_t agent_id, const struct timespec *t,
 	return 0;
 }
 
-/* A certificate of one result, parsed from the DER the agent sent. */
+/*
+ * A certificate of a result, from the DER the agent sent.  The fast path
+ * keeps every certificate of a batch in one array: leader is the index of
+ * the first one with the same digest (which alone is parsed and written),
+ * cached says the store wrote it before, needed that a result written in
+ * this batch carries it.
+ */
 struct cert {
 	const ProtobufCBinaryData *der;
 	unsigned char sha256[32];
 	X509 *x;
+	size_t leader;
+	int cached;
+	int needed;
 };
 
 static void
 s_certs_free(struct cert *certs, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; certs != NULL && i < n; i++)
 		X509_free(certs[i].x);
 	free(certs);
+}
+
+/* The SHA-256 of c's DER; -1 when it has none or no digest. */
+static int
+s_cert_digest(
+    const struct store *s, struct cert *c, const ProtobufCBinaryData *der)
+{
+	c->der = der;
+	if (der->len == 0 || der->len > LONG_MAX)
+		return -1;
+	return EVP_Digest(
+		   der->data, der->len, c->sha256, NULL, s->sha256, NULL) == 1
+		   ? 0
+		   : -1;
+}
+
+/* Parses c's DER, all of it; -1 when it does not. */
+static int
+s_cert_parse(struct cert *c)
+{
+	const unsigned char *q = c->der->data;
+
+	c->x = d2i_X509(NULL, &q, (long)c->der->len);
+	return c->x != NULL && q == c->der->data + c->der->len ? 0 : -1;
+}
+
+static void
+s_cert_bad(struct store *s, const Mtastswatch__V1__ProbeResult *r, size_t i)
+{
+	snprintf(s->err, sizeof(s->err),
+	    "seq %" PRIu64 ": certificate %zu does not parse", r->seq, i);
 }
 
 /* Parses every certificate of r; NULL with s->err set if one is bad. */
@@ -790,25 +875,16 @@ static struct cert *
 s_certs_load(struct store *s, const Mtastswatch__V1__ProbeResult *r)
 {
 	struct cert *certs = calloc(r->n_certificates + 1, sizeof(*certs));
-	const unsigned char *q;
 
 	if (certs == NULL) {
 		snprintf(s->err, sizeof(s->err), "out of memory");
 		return NULL;
 	}
 	for (size_t i = 0; i < r->n_certificates; i++) {
-		const ProtobufCBinaryData *der = &r->certificates[i]->der;
-
-		certs[i].der = der;
-		q = der->data;
-		if (der->len == 0 || der->len > LONG_MAX ||
-		    (certs[i].x = d2i_X509(NULL, &q, (long)der->len)) == NULL ||
-		    q != der->data + der->len ||
-		    EVP_Digest(der->data, der->len, certs[i].sha256, NULL,
-			EVP_sha256(), NULL) != 1) {
-			snprintf(s->err, sizeof(s->err),
-			    "seq %" PRIu64 ": certificate %zu does not parse",
-			    r->seq, i);
+		if (s_cert_digest(s, &certs[i], &r->certificates[i]->der) ==
+			-1 ||
+		    s_cert_parse(&certs[i]) == -1) {
+			s_cert_bad(s, r, i);
 			s_certs_free(certs, i + 1);
 			return NULL;
 		}
@@ -841,13 +917,29 @@ s_hex_bytes(const char *hex, unsigned char *out, size_t outlen)
 }
 
 static int
-s_cert_insert(struct store *s, const struct cert *c)
+s_exec_void(struct store *s, const char *name, struct params *p)
 {
+	PGresult *res = s_exec(s, name, p);
+
+	if (res == NULL)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+struct pipe;
+static int s_pipe_send(
+    struct store *s, struct pipe *pp, const char *name, struct params *p);
+
+/* Writes c: queued on pp, or at once when pp is NULL.  0 or -1. */
+static int
+s_cert_insert(struct store *s, const struct cert *c, struct pipe *pp)
+{
+	int rc;
 	struct params p = {0};
 	struct cert_info info;
 	unsigned char spki[32];
 	const ASN1_OCTET_STRING *aki, *ski;
-	PGresult *res;
 
 	if (cert_info_load(c->x, &info) == -1 ||
 	    s_hex_bytes(info.spki_sha256, spki, sizeof(spki)) == -1) {
@@ -886,133 +978,20 @@ s_cert_insert(struct store *s, const struct cert *c)
 		    (size_t)ASN1_STRING_length(ski), 1);
 	else
 		p_null(&p);
-	res = s_exec(s, "cert_insert", &p);
+	/* Both send the values before info is freed. */
+	if (pp != NULL)
+		rc = s_pipe_send(s, pp, "cert_insert", &p);
+	else
+		rc = s_exec_void(s, "cert_insert", &p);
 	cert_info_free(&info);
-	if (res == NULL)
-		return -1;
-	PQclear(res);
-	return 0;
+	return rc;
 }
 
-/* The first parameters of every row hanging off a result. */
-static void
-p_result_key(struct params *p, int64_t result_id, const struct timespec *t)
-{
-	p_i64(p, result_id);
-	p_time(p, t->tv_sec, t->tv_nsec / 1000);
-}
-
-static int
-s_exec_void(struct store *s, const char *name, struct params *p)
-{
-	PGresult *res = s_exec(s, name, p);
-
-	if (res == NULL)
-		return -1;
-	PQclear(res);
-	return 0;
-}
-
-static int
-s_dns_insert(struct store *s, int64_t id, const struct timespec *t,
-    const Mtastswatch__V1__ProbeResult *r)
-{
-	const Mtastswatch__V1__StsTxt *sts = r->sts_txt;
-	const Mtastswatch__V1__TlsRpt *rpt = r->tlsrpt;
-	struct params p = {0};
-
-	if (sts == NULL && rpt == NULL)
-		return 0;
-	p_result_key(&p, id, t);
-	p_bool(&p, sts != NULL);
-	if (sts != NULL) {
-		p_array(&p, NULL, sts->records, sts->n_records);
-		p_opt(&p, sts->id);
-		p_bool(&p, sts->valid);
-	} else {
-		p_null(&p);
-		p_null(&p);
-		p_null(&p);
-	}
-	p_bool(&p, rpt != NULL);
-	if (rpt != NULL) {
-		p_array(&p, NULL, rpt->records, rpt->n_records);
-		p_array(&p, rpt->rua, NULL, rpt->n_rua);
-		p_bool(&p, rpt->valid);
-	} else {
-		p_null(&p);
-		p_null(&p);
-		p_null(&p);
-	}
-	return s_exec_void(s, "dns_insert", &p);
-}
-
-static int
-s_policy_insert(struct store *s, int64_t id, const struct timespec *t,
-    const Mtastswatch__V1__Policy *pol)
-{
-	struct params p = {0};
-
-	if (pol == NULL)
-		return 0;
-	p_result_key(&p, id, t);
-	p_opt(&p, pol->url);
-	p_i64(&p, pol->http_status);
-	p_opt(&p, pol->content_type);
-	p_bytes(&p, pol->sha256.data, pol->sha256.len, 1);
-	p_opt(&p, pol->mode);
-	p_array(&p, pol->mx, NULL, pol->n_mx);
-	p_i64(&p, pol->max_age);
-	p_bool(&p, pol->valid);
-	p_bytes(&p, pol->raw.data, pol->raw.len, 1);
-	return s_exec_void(s, "policy_insert", &p);
-}
-
-/* One host and its chain; mx is NULL for the policy host. */
-static int
-s_host_insert(struct store *s, int64_t id, const struct timespec *t,
-    const Mtastswatch__V1__HostObservation *h,
-    const Mtastswatch__V1__MxObservation *mx, size_t position)
-{
-	const char *role = mx != NULL ? "mx" : "policy";
-	struct params p = {0};
-
-	p_result_key(&p, id, t);
-	p_text(&p, role);
-	p_i64(&p, (int64_t)position);
-	p_text(&p, h->host);
-	if (mx != NULL) {
-		p_i64(&p, mx->preference);
-		p_bool(&p, mx->starttls);
-		p_i64(&p, mx->policy_match);
-	} else {
-		p_null(&p);
-		p_null(&p);
-		p_null(&p);
-	}
-	p_array(&p, h->addresses, NULL, h->n_addresses);
-	p_opt(&p, h->ip);
-	p_bool(&p, h->tls_ok);
-	p_opt(&p, h->tls_version);
-	p_opt(&p, h->cipher);
-	p_bool(&p, h->verified);
-	p_i64(&p, h->handshake_ms);
-	p_opt(&p, h->ocsp);
-	p_opt(&p, h->error);
-	if (s_exec_void(s, "host_insert", &p) == -1)
-		return -1;
-	for (size_t i = 0; i < h->n_chain_sha256; i++) {
-		p_result_key(&p, id, t);
-		p_text(&p, role);
-		p_i64(&p, (int64_t)position);
-		p_text(&p, h->host);
-		p_i64(&p, (int64_t)i);
-		p_bytes(&p, h->chain_sha256[i].data, h->chain_sha256[i].len, 0);
-		if (s_exec_void(s, "chain_insert", &p) == -1)
-			return -1;
-	}
-	return 0;
-}
+/*
+ * The rows of a result.  Each p_*_row fills p with the values of one row,
+ * in the column order of the statement of the same name and of the COPY
+ * of the same table, so that both ways of writing store the same rows.
+ */
 
 static const char *
 s_severity(Mtastswatch__V1__Severity sev)
@@ -1027,6 +1006,165 @@ s_severity(Mtastswatch__V1__Severity sev)
 	default:
 		return "unspecified";
 	}
+}
+
+/* The start time, or NULL when the agent's clock gave 0 or nonsense. */
+static void
+p_started(struct params *p, int64_t ms)
+{
+	/* Up to the year 9999, which every timestamp parser accepts. */
+	if (ms <= 0 || ms > INT64_C(253402300799999)) {
+		p_null(p);
+		return;
+	}
+	p_time(p, (time_t)(ms / 1000), (long)(ms % 1000) * 1000);
+}
+
+/* results, without the id (RETURNING id gives it, or the COPY has it). */
+static void
+p_result_row(struct params *p, int64_t agent_id,
+    const Mtastswatch__V1__ProbeResult *r, const struct timespec *t)
+{
+	int nsev[4] = {0};
+
+	for (size_t i = 0; i < r->n_findings; i++) {
+		unsigned int sev = (unsigned int)r->findings[i]->severity;
+
+		nsev[sev < 4 ? sev : 0]++;
+	}
+	p_i64(p, agent_id);
+	p_i64(p, (int64_t)r->seq);
+	p_text(p, r->domain);
+	p_i64(p, (int64_t)r->round);
+	p_started(p, r->started_at_ms);
+	p_i64(p, r->duration_ms);
+	p_bool(p, r->completed);
+	p_opt(p, r->resolver);
+	p_opt(p, r->vantage);
+	p_time(p, t->tv_sec, t->tv_nsec / 1000);
+	p_i64(p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_ERROR]);
+	p_i64(p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_WARNING]);
+	p_i64(p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_INFO]);
+}
+
+/* The first values of every row hanging off a result. */
+static void
+p_result_key(struct params *p, int64_t result_id, const struct timespec *t)
+{
+	p_i64(p, result_id);
+	p_time(p, t->tv_sec, t->tv_nsec / 1000);
+}
+
+/* dns_observations; 0 (p untouched) when r has no row there. */
+static int
+p_dns_row(struct params *p, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__ProbeResult *r)
+{
+	const Mtastswatch__V1__StsTxt *sts = r->sts_txt;
+	const Mtastswatch__V1__TlsRpt *rpt = r->tlsrpt;
+
+	if (sts == NULL && rpt == NULL)
+		return 0;
+	p_result_key(p, id, t);
+	p_bool(p, sts != NULL);
+	if (sts != NULL) {
+		p_array(p, NULL, sts->records, sts->n_records);
+		p_opt(p, sts->id);
+		p_bool(p, sts->valid);
+	} else {
+		p_null(p);
+		p_null(p);
+		p_null(p);
+	}
+	p_bool(p, rpt != NULL);
+	if (rpt != NULL) {
+		p_array(p, NULL, rpt->records, rpt->n_records);
+		p_array(p, rpt->rua, NULL, rpt->n_rua);
+		p_bool(p, rpt->valid);
+	} else {
+		p_null(p);
+		p_null(p);
+		p_null(p);
+	}
+	return 1;
+}
+
+/* policy_observations; 0 when r has no policy. */
+static int
+p_policy_row(struct params *p, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__Policy *pol)
+{
+	if (pol == NULL)
+		return 0;
+	p_result_key(p, id, t);
+	p_opt(p, pol->url);
+	p_i64(p, pol->http_status);
+	p_opt(p, pol->content_type);
+	p_bytes(p, pol->sha256.data, pol->sha256.len, 1);
+	p_opt(p, pol->mode);
+	p_array(p, pol->mx, NULL, pol->n_mx);
+	p_i64(p, pol->max_age);
+	p_bool(p, pol->valid);
+	p_bytes(p, pol->raw.data, pol->raw.len, 1);
+	return 1;
+}
+
+/* host_observations: one host; mx is NULL for the policy host. */
+static void
+p_host_row(struct params *p, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__HostObservation *h,
+    const Mtastswatch__V1__MxObservation *mx, size_t position)
+{
+	p_result_key(p, id, t);
+	p_text(p, mx != NULL ? "mx" : "policy");
+	p_i64(p, (int64_t)position);
+	p_text(p, h->host);
+	if (mx != NULL) {
+		p_i64(p, mx->preference);
+		p_bool(p, mx->starttls);
+		p_i64(p, mx->policy_match);
+	} else {
+		p_null(p);
+		p_null(p);
+		p_null(p);
+	}
+	p_array(p, h->addresses, NULL, h->n_addresses);
+	p_opt(p, h->ip);
+	p_bool(p, h->tls_ok);
+	p_opt(p, h->tls_version);
+	p_opt(p, h->cipher);
+	p_bool(p, h->verified);
+	p_i64(p, h->handshake_ms);
+	p_opt(p, h->ocsp);
+	p_opt(p, h->error);
+}
+
+/* chain_certs: certificate i of h's chain. */
+static void
+p_chain_row(struct params *p, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__HostObservation *h, int is_mx, size_t position,
+    size_t i)
+{
+	p_result_key(p, id, t);
+	p_text(p, is_mx ? "mx" : "policy");
+	p_i64(p, (int64_t)position);
+	p_text(p, h->host);
+	p_i64(p, (int64_t)i);
+	p_bytes(p, h->chain_sha256[i].data, h->chain_sha256[i].len, 0);
+}
+
+/* findings: finding i of r. */
+static void
+p_finding_row(struct params *p, int64_t id, const struct timespec *t,
+    const Mtastswatch__V1__Finding *f, size_t i)
+{
+	p_result_key(p, id, t);
+	p_i64(p, (int64_t)i);
+	p_text(p, f->code);
+	p_text(p, s_severity(f->severity));
+	p_opt(p, f->subject);
+	p_opt(p, f->detail);
+	p_opt(p, f->rfc8460);
 }
 
 /* Checks what the database would not: 0, or -1 with s->err set. */
@@ -1071,19 +1209,12 @@ s_validate(struct store *s, const Mtastswatch__V1__ProbeResult *r,
 	return 0;
 }
 
-/* The start time, or NULL when the agent's clock gave 0 or nonsense. */
-static void
-p_started(struct params *p, int64_t ms)
-{
-	/* Up to the year 9999, which every timestamp parser accepts. */
-	if (ms <= 0 || ms > INT64_C(253402300799999)) {
-		p_null(p);
-		return;
-	}
-	p_time(p, (time_t)(ms / 1000), (long)(ms % 1000) * 1000);
-}
-
 /*
+ * The slow path: one statement per row, each its own round trip.  It is
+ * what pins down the result the database refuses (store_bad_index), so the
+ * fast path hands it every batch that failed for a reason that may be one
+ * result's.
+ *
  * Stores one result unless it is already stored: 0 (stored or skipped)
  * or -1.  Inside the batch transaction, with the agent's row locked.
  */
@@ -1095,7 +1226,7 @@ s_result_store(struct store *s, int64_t agent_id,
 	struct params p = {0};
 	struct cert *certs;
 	int64_t id;
-	int fresh, nsev[4] = {0}, rc = -1;
+	int fresh, rc = -1;
 
 	if (r->seq != 0 && r->seq <= watermark)
 		return 0;
@@ -1112,48 +1243,37 @@ s_result_store(struct store *s, int64_t agent_id,
 		rc = 0;
 		goto out;
 	}
-	for (size_t i = 0; i < r->n_findings; i++) {
-		unsigned int sev = (unsigned int)r->findings[i]->severity;
-
-		nsev[sev < 4 ? sev : 0]++;
-	}
-	p_i64(&p, agent_id);
-	p_i64(&p, (int64_t)r->seq);
-	p_text(&p, r->domain);
-	p_i64(&p, (int64_t)r->round);
-	p_started(&p, r->started_at_ms);
-	p_i64(&p, r->duration_ms);
-	p_bool(&p, r->completed);
-	p_opt(&p, r->resolver);
-	p_opt(&p, r->vantage);
-	p_time(&p, t->tv_sec, t->tv_nsec / 1000);
-	p_i64(&p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_ERROR]);
-	p_i64(&p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_WARNING]);
-	p_i64(&p, nsev[MTASTSWATCH__V1__SEVERITY__SEVERITY_INFO]);
+	p_result_row(&p, agent_id, r, t);
 	if (s_exec_i64(s, "result_insert", &p, &id, NULL) == -1)
 		goto out;
 	for (size_t i = 0; i < r->n_certificates; i++)
-		if (s_cert_insert(s, &certs[i]) == -1)
+		if (s_cert_insert(s, &certs[i], NULL) == -1)
 			goto out;
-	if (s_dns_insert(s, id, t, r) == -1 ||
-	    s_policy_insert(s, id, t, r->policy) == -1)
+	if (p_dns_row(&p, id, t, r) && s_exec_void(s, "dns_insert", &p) == -1)
 		goto out;
-	if (r->policy_host != NULL &&
-	    s_host_insert(s, id, t, r->policy_host, NULL, 0) == -1)
+	if (p_policy_row(&p, id, t, r->policy) &&
+	    s_exec_void(s, "policy_insert", &p) == -1)
 		goto out;
-	for (size_t i = 0; i < r->n_mx; i++)
-		if (s_host_insert(s, id, t, r->mx[i]->host, r->mx[i], i) == -1)
-			goto out;
-	for (size_t i = 0; i < r->n_findings; i++) {
-		const Mtastswatch__V1__Finding *f = r->findings[i];
+	for (size_t m = 0; m <= r->n_mx; m++) {
+		const Mtastswatch__V1__MxObservation *mx =
+		    m > 0 ? r->mx[m - 1] : NULL;
+		const Mtastswatch__V1__HostObservation *h =
+		    mx != NULL ? mx->host : r->policy_host;
+		size_t pos = m > 0 ? m - 1 : 0;
 
-		p_result_key(&p, id, t);
-		p_i64(&p, (int64_t)i);
-		p_text(&p, f->code);
-		p_text(&p, s_severity(f->severity));
-		p_opt(&p, f->subject);
-		p_opt(&p, f->detail);
-		p_opt(&p, f->rfc8460);
+		if (h == NULL)
+			continue;
+		p_host_row(&p, id, t, h, mx, pos);
+		if (s_exec_void(s, "host_insert", &p) == -1)
+			goto out;
+		for (size_t i = 0; i < h->n_chain_sha256; i++) {
+			p_chain_row(&p, id, t, h, mx != NULL, pos, i);
+			if (s_exec_void(s, "chain_insert", &p) == -1)
+				goto out;
+		}
+	}
+	for (size_t i = 0; i < r->n_findings; i++) {
+		p_finding_row(&p, id, t, r->findings[i], i);
 		if (s_exec_void(s, "finding_insert", &p) == -1)
 			goto out;
 	}
@@ -1173,23 +1293,14 @@ s_transient(const struct store *s)
 	       strncmp(s->sqlstate, "53", 2) == 0;
 }
 
-int
-store_write_batch(struct store *s, int64_t agent_id,
+static int
+s_batch_slow(struct store *s, int64_t agent_id,
     Mtastswatch__V1__ProbeResult *const *results, size_t n,
     const struct timespec *received, uint64_t *committed_seq)
 {
 	int64_t watermark;
-	long day = (long)(received->tv_sec / 86400);
 	struct params p = {0};
 
-	s->bad_index = -1;
-	s->sqlstate[0] = '\0';
-	if (s_check_link(s) == -1)
-		return -1;
-	/* Partition DDL cannot run inside the batch's transaction. */
-	if (day > s->ensured_day &&
-	    store_ensure_partitions(s, received->tv_sec) == -1)
-		return -1;
 	if (s_exec_sql(s, "begin", "BEGIN") == -1)
 		return -1;
 	p_i64(&p, agent_id);
@@ -1213,6 +1324,856 @@ store_write_batch(struct store *s, int64_t agent_id,
 fail:
 	s_rollback(s);
 	return -1;
+}
+
+/*
+ * The fast path.  A batch is a handful of round trips whatever its size:
+ * BEGIN, the agent's lock and the claim of every seq in one pipeline; the
+ * certificates the store has not written, in one more; one COPY per table
+ * (the server does what psql's \copy does), all sent as one query; the
+ * watermark and COMMIT in a last pipeline.  While the server works on one
+ * table's rows, the collector formats the next table's.
+ */
+
+/* COPY data formatted ahead of the server, and sent, in pieces this big. */
+#define COPY_CHUNK (256 * 1024)
+/* Statements in one pipeline (bounds the certificate inserts per trip). */
+#define PIPE_MAX 64
+
+/* A growable text buffer, for COPY data and array literals. */
+struct dbuf {
+	char *d;
+	size_t len, cap;
+	int oom;
+};
+
+/* Room for more bytes and a NUL; sets oom when there is none. */
+static int
+d_room(struct dbuf *b, size_t more)
+{
+	size_t cap;
+	char *d;
+
+	if (b->oom)
+		return -1;
+	if (more > SIZE_MAX / 4 - b->len) {
+		b->oom = 1;
+		return -1;
+	}
+	if (b->len + more + 1 <= b->cap)
+		return 0;
+	cap = b->cap > 0 ? b->cap : 4096;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	if ((d = realloc(b->d, cap)) == NULL) {
+		b->oom = 1;
+		return -1;
+	}
+	b->d = d;
+	b->cap = cap;
+	return 0;
+}
+
+static void
+d_put(struct dbuf *b, const char *v, size_t n)
+{
+	if (d_room(b, n) == -1)
+		return;
+	memcpy(b->d + b->len, v, n);
+	b->len += n;
+	b->d[b->len] = '\0';
+}
+
+/*
+ * Appends p's values as one line of COPY text: tab-separated, \N for
+ * NULL, backslash, newline, carriage return and tab escaped; bytea as
+ * "\\x" and hex, which COPY turns into the "\x..." a text parameter would
+ * have been.
+ */
+static void
+d_copy_row(struct dbuf *b, const struct params *p)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < p->n; i++) {
+		const char *v = p->val[i];
+		size_t len, plain;
+		char *o;
+
+		if (i > 0)
+			d_put(b, "\t", 1);
+		if (v == NULL) {
+			d_put(b, "\\N", 2);
+			continue;
+		}
+		if (p->fmt[i]) {
+			const unsigned char *u = (const unsigned char *)v;
+
+			len = (size_t)p->len[i];
+			if (d_room(b, 2 * len + 3) == -1)
+				return;
+			o = b->d + b->len;
+			memcpy(o, "\\\\x", 3);
+			o += 3;
+			for (size_t k = 0; k < len; k++) {
+				*o++ = hex[u[k] >> 4];
+				*o++ = hex[u[k] & 15];
+			}
+			b->len = (size_t)(o - b->d);
+			continue;
+		}
+		/* Most values have nothing to escape: copied whole. */
+		len = strlen(v);
+		plain = strcspn(v, "\\\n\r\t");
+		if (d_room(b, plain + 2 * (len - plain)) == -1)
+			return;
+		o = b->d + b->len;
+		memcpy(o, v, plain);
+		o += plain;
+		for (size_t k = plain; k < len; k++) {
+			char c = v[k];
+
+			if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
+				*o++ = '\\';
+				c = c == '\n'	? 'n'
+				    : c == '\r' ? 'r'
+				    : c == '\t' ? 't'
+						: c;
+			}
+			*o++ = c;
+		}
+		b->len = (size_t)(o - b->d);
+	}
+	d_put(b, "\n", 1);
+}
+
+/*
+ * Pipeline mode: statements queued with s_pipe_sql/s_pipe_send go out
+ * together and s_pipe_end reads every answer after one sync, so they cost
+ * one round trip.  The answers of the first nkeep statements are kept for
+ * the caller (NULL for the others, or when a statement failed).
+ */
+struct pipe {
+	int n;
+	int failed; /* the first statement that failed, or -1 */
+	const char *what[PIPE_MAX];
+};
+
+static int
+s_pipe_begin(struct store *s, struct pipe *pp)
+{
+	pp->n = 0;
+	pp->failed = -1;
+	if (s_check_link(s) == -1)
+		return -1;
+	if (PQenterPipelineMode(s->conn) != 1) {
+		s_fail(s, "pipeline", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/* Queues prepared statement name with p's parameters (freed here). */
+static int
+s_pipe_send(
+    struct store *s, struct pipe *pp, const char *name, struct params *p)
+{
+	int ok;
+
+	if (pp->n >= PIPE_MAX || p->overflow) {
+		snprintf(s->err, sizeof(s->err), "%s: bad parameter", name);
+		s->sqlstate[0] = '\0';
+		p_free(p);
+		return -1;
+	}
+	ok =
+	    PQsendQueryPrepared(s->conn, name, p->n, p->val, p->len, p->fmt, 0);
+	p_free(p);
+	if (!ok) {
+		s_fail(s, name, NULL);
+		return -1;
+	}
+	pp->what[pp->n++] = name;
+	return 0;
+}
+
+/* Queues fixed SQL without parameters (BEGIN, COMMIT). */
+static int
+s_pipe_sql(struct store *s, struct pipe *pp, const char *what, const char *sql)
+{
+	if (pp->n >= PIPE_MAX ||
+	    !PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+		s_fail(s, what, NULL);
+		return -1;
+	}
+	pp->what[pp->n++] = what;
+	return 0;
+}
+
+/*
+ * Sends the sync, reads every answer and leaves pipeline mode.  0 when
+ * every statement succeeded; -1 with s->err about the first that did not
+ * (pp->failed) or about the link.  keep[0..nkeep) get results to PQclear.
+ */
+static int
+s_pipe_end(struct store *s, struct pipe *pp, PGresult **keep, int nkeep)
+{
+	PGresult *res;
+	int rc = 0;
+
+	for (int i = 0; i < nkeep; i++)
+		keep[i] = NULL;
+	if (PQpipelineSync(s->conn) != 1) {
+		s_fail(s, "pipeline", NULL);
+		s->broken = 1;
+		return -1;
+	}
+	for (int i = 0; i < pp->n; i++) {
+		ExecStatusType st;
+
+		if ((res = PQgetResult(s->conn)) == NULL) {
+			s_fail(s, pp->what[i], NULL);
+			s->broken = 1;
+			return -1;
+		}
+		st = PQresultStatus(res);
+		if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+			if (rc == 0) {
+				s_fail(s, pp->what[i], res);
+				pp->failed = i;
+			}
+			rc = -1;
+			PQclear(res);
+		} else if (i < nkeep) {
+			keep[i] = res;
+		} else {
+			PQclear(res);
+		}
+		/* Each statement's answers end with a NULL. */
+		while ((res = PQgetResult(s->conn)) != NULL)
+			PQclear(res);
+	}
+	res = PQgetResult(s->conn);
+	if (PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+		if (rc == 0)
+			s_fail(s, "pipeline", res);
+		rc = -1;
+		s->broken = 1;
+	}
+	PQclear(res);
+	if (PQexitPipelineMode(s->conn) != 1) {
+		if (rc == 0)
+			s_fail(s, "pipeline", NULL);
+		rc = -1;
+		s->broken = 1;
+	}
+	if (rc == -1)
+		for (int i = 0; i < nkeep; i++) {
+			PQclear(keep[i]);
+			keep[i] = NULL;
+		}
+	return rc;
+}
+
+/* Orders certificate indexes by digest, then by index. */
+static int
+s_cmp_cert(const void *a, const void *b, void *arg)
+{
+	const struct cert *certs = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = memcmp(certs[i].sha256, certs[j].sha256, 32);
+
+	if (c != 0)
+		return c;
+	return i < j ? -1 : i > j;
+}
+
+static int
+s_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Orders result indexes by seq, then by index. */
+static int
+s_cmp_seq(const void *a, const void *b, void *arg)
+{
+	Mtastswatch__V1__ProbeResult *const *results = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	uint64_t x = results[i]->seq, y = results[j]->seq;
+
+	if (x != y)
+		return x < y ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* What the fast path works out about a batch. */
+struct fast {
+	size_t n;
+	Mtastswatch__V1__ProbeResult *const *results;
+	int64_t agent_id;
+	const struct timespec *t;
+	struct cert *certs; /* every certificate of every result */
+	size_t ncerts;
+	size_t *first; /* n + 1: result i's are first[i]..first[i+1] */
+	int64_t *id;   /* new result id, 0 when not written */
+	int *claim;    /* seq claimed: not repeated earlier in the batch */
+};
+
+static void
+s_fast_free(struct fast *f)
+{
+	s_certs_free(f->certs, f->ncerts);
+	free(f->first);
+	free(f->id);
+	free(f->claim);
+}
+
+/*
+ * Digests every certificate of the batch, parses the first of each digest
+ * unless the store wrote it before, and checks every result as the slow
+ * path would (all of them: the watermark is not known yet, and a result
+ * the slow path would skip and this one refuses only costs a slow batch).
+ * 0, or -1 with s->err set.
+ */
+static int
+s_fast_certs(struct store *s, struct fast *f)
+{
+	size_t k = 0, *order = NULL;
+	int rc = -1;
+
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->results[i]->n_certificates > SIZE_MAX / 4 - f->ncerts) {
+			snprintf(
+			    s->err, sizeof(s->err), "too many certificates");
+			return -1;
+		}
+		f->ncerts += f->results[i]->n_certificates;
+	}
+	if ((f->certs = calloc(f->ncerts + 1, sizeof(*f->certs))) == NULL ||
+	    (order = calloc(f->ncerts + 1, sizeof(*order))) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		const Mtastswatch__V1__ProbeResult *r = f->results[i];
+
+		f->first[i] = k;
+		for (size_t c = 0; c < r->n_certificates; c++, k++) {
+			if (s_cert_digest(s, &f->certs[k],
+				&r->certificates[c]->der) == -1) {
+				s_cert_bad(s, r, c);
+				goto out;
+			}
+			order[k] = k;
+		}
+	}
+	f->first[f->n] = k;
+	qsort_r(order, f->ncerts, sizeof(*order), s_cmp_cert, f->certs);
+	for (size_t g = 0, e; g < f->ncerts; g = e) {
+		struct cert *lead = &f->certs[order[g]];
+
+		lead->cached = digest_set_has(s->stored, lead->sha256);
+		if (!lead->cached && s_cert_parse(lead) == -1) {
+			snprintf(s->err, sizeof(s->err),
+			    "certificate does not parse");
+			goto out;
+		}
+		for (e = g; e < f->ncerts && memcmp(f->certs[order[e]].sha256,
+						 lead->sha256, 32) == 0;
+		     e++) {
+			f->certs[order[e]].leader = order[g];
+			f->certs[order[e]].cached = lead->cached;
+		}
+	}
+	for (size_t i = 0; i < f->n; i++)
+		if (s_validate(s, f->results[i], &f->certs[f->first[i]]) == -1)
+			goto out;
+	rc = 0;
+out:
+	free(order);
+	return rc;
+}
+
+/*
+ * The seqs to claim as an array literal: each seq once, for its first
+ * result in the batch, as the slow path would.
+ */
+static int
+s_fast_seqs(struct store *s, struct fast *f, struct dbuf *arr)
+{
+	size_t *order, nclaim = 0;
+
+	if ((order = calloc(f->n + 1, sizeof(*order))) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < f->n; i++)
+		order[i] = i;
+	qsort_r(order, f->n, sizeof(*order), s_cmp_seq, (void *)f->results);
+	for (size_t k = 0; k < f->n; k++)
+		if (k == 0 ||
+		    f->results[order[k - 1]]->seq != f->results[order[k]]->seq)
+			f->claim[order[k]] = 1;
+	free(order);
+	d_put(arr, "{", 1);
+	for (size_t i = 0; i < f->n; i++) {
+		char num[32];
+
+		if (!f->claim[i])
+			continue;
+		snprintf(num, sizeof(num), "%s%" PRIu64,
+		    nclaim++ > 0 ? "," : "", f->results[i]->seq);
+		d_put(arr, num, strlen(num));
+	}
+	d_put(arr, "}", 1);
+	if (arr->oom) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * From the claim's answer (seq, id of each seq that was new), the id of
+ * each result to write, handed out in batch order.  0 or -1.
+ */
+static int
+s_fast_ids(struct store *s, struct fast *f, const PGresult *res)
+{
+	size_t rows = (size_t)PQntuples(res), next = 0;
+	int64_t *got, *ids;
+	int rc = -1;
+
+	got = calloc(rows + 1, sizeof(*got));
+	ids = calloc(rows + 1, sizeof(*ids));
+	if (got == NULL || ids == NULL || rows > f->n) {
+		snprintf(s->err, sizeof(s->err), "seq_claim_many: bad answer");
+		goto out;
+	}
+	for (size_t r = 0; r < rows; r++) {
+		got[r] = strtoll(PQgetvalue(res, (int)r, 0), NULL, 10);
+		ids[r] = strtoll(PQgetvalue(res, (int)r, 1), NULL, 10);
+	}
+	qsort(got, rows, sizeof(*got), s_cmp_i64);
+	qsort(ids, rows, sizeof(*ids), s_cmp_i64);
+	for (size_t i = 0; i < f->n; i++) {
+		int64_t seq = (int64_t)f->results[i]->seq;
+
+		if (f->claim[i] &&
+		    bsearch(&seq, got, rows, sizeof(*got), s_cmp_i64) != NULL)
+			f->id[i] = ids[next++];
+	}
+	if (next == rows)
+		rc = 0;
+	else
+		snprintf(s->err, sizeof(s->err), "seq_claim_many: bad answer");
+out:
+	free(got);
+	free(ids);
+	return rc;
+}
+
+/*
+ * One pipeline: BEGIN, the agent's lock (its row must exist) and the
+ * claim of the batch's seqs above its watermark, with an id for each new
+ * one.  0, or -1 with *about_result 0 (the transaction or the agent) or 1.
+ */
+static int
+s_fast_open(struct store *s, struct fast *f, int *about_result)
+{
+	struct pipe pp;
+	struct params p = {0};
+	struct dbuf arr = {0};
+	PGresult *keep[3];
+	int rc = -1;
+
+	*about_result = 0;
+	if (s_fast_seqs(s, f, &arr) == -1) {
+		free(arr.d);
+		return -1;
+	}
+	if (s_pipe_begin(s, &pp) == -1) {
+		free(arr.d);
+		return -1;
+	}
+	if (s_pipe_sql(s, &pp, "begin", "BEGIN") == 0) {
+		p_i64(&p, f->agent_id);
+		if (s_pipe_send(s, &pp, "agent_lock", &p) == 0) {
+			p_i64(&p, f->agent_id);
+			p_text(&p, arr.d);
+			p_time(&p, f->t->tv_sec, f->t->tv_nsec / 1000);
+			(void)s_pipe_send(s, &pp, "seq_claim_many", &p);
+		}
+	}
+	free(arr.d);
+	if (s_pipe_end(s, &pp, keep, 3) == -1) {
+		*about_result = pp.failed == 2;
+		return -1;
+	}
+	if (pp.n != 3)
+		goto out; /* s_pipe_send said why */
+	if (PQntuples(keep[1]) == 0) {
+		snprintf(s->err, sizeof(s->err), "agent_lock: no row");
+		goto out;
+	}
+	*about_result = 1;
+	rc = s_fast_ids(s, f, keep[2]);
+out:
+	for (int i = 0; i < 3; i++)
+		PQclear(keep[i]);
+	return rc;
+}
+
+/*
+ * The certificates the written results carry that the store did not
+ * write before, each once, in the order they first appear: PIPE_MAX per
+ * round trip.
+ */
+static int
+s_fast_cert_rows(struct store *s, struct fast *f)
+{
+	struct pipe pp;
+	size_t k = 0;
+
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->id[i] == 0)
+			continue;
+		for (size_t c = f->first[i]; c < f->first[i + 1]; c++)
+			if (!f->certs[c].cached)
+				f->certs[f->certs[c].leader].needed = 1;
+	}
+	for (;;) {
+		int rc = 0;
+
+		while (k < f->ncerts && !f->certs[k].needed)
+			k++;
+		if (k >= f->ncerts)
+			return 0;
+		if (s_pipe_begin(s, &pp) == -1)
+			return -1;
+		for (; k < f->ncerts && pp.n < PIPE_MAX && rc == 0; k++)
+			if (f->certs[k].needed)
+				rc = s_cert_insert(s, &f->certs[k], &pp);
+		if (s_pipe_end(s, &pp, NULL, 0) == -1 || rc == -1)
+			return -1;
+	}
+}
+
+/* The COPYs, in the order the slow path writes a result's rows. */
+enum { T_RESULTS, T_DNS, T_POLICY, T_HOST, T_CHAIN, T_FINDINGS, T_COUNT };
+
+static const char *const copy_table[T_COUNT] = {"results", "dns_observations",
+    "policy_observations", "host_observations", "chain_certs", "findings"};
+
+/* All of them as one query: the server asks for each table's rows in turn. */
+static const char copy_sql[] =
+    "COPY results (id, agent_id, seq, domain, round, started_at, "
+    "duration_ms, completed, resolver, vantage, received_at, error_count, "
+    "warning_count, info_count) FROM STDIN; "
+    "COPY dns_observations (result_id, received_at, sts_present, "
+    "sts_records, sts_id, sts_valid, tlsrpt_present, tlsrpt_records, "
+    "tlsrpt_rua, tlsrpt_valid) FROM STDIN; "
+    "COPY policy_observations (result_id, received_at, url, http_status, "
+    "content_type, sha256, mode, mx, max_age, valid, raw) FROM STDIN; "
+    "COPY host_observations (result_id, received_at, role, position, host, "
+    "preference, starttls, policy_match, addresses, ip, tls_ok, "
+    "tls_version, cipher, verified, handshake_ms, ocsp, error) FROM STDIN; "
+    "COPY chain_certs (result_id, received_at, role, host_position, host, "
+    "position, cert_sha256) FROM STDIN; "
+    "COPY findings (result_id, received_at, position, code, severity, "
+    "subject, detail, rfc8460) FROM STDIN";
+
+/* Appends p's row unless a value was bad; frees p.  0 or -1. */
+static int
+d_row(struct dbuf *b, struct params *p)
+{
+	int bad = p->overflow;
+
+	if (!bad)
+		d_copy_row(b, p);
+	p_free(p);
+	return bad ? -1 : 0;
+}
+
+/* Appends the rows of result i in table tab; 0 or -1. */
+static int
+s_fast_rows(
+    struct store *s, struct dbuf *b, int tab, const struct fast *f, size_t i)
+{
+	const Mtastswatch__V1__ProbeResult *r = f->results[i];
+	const struct timespec *t = f->t;
+	int64_t id = f->id[i];
+	struct params p = {0};
+	int bad = 0;
+
+	switch (tab) {
+	case T_RESULTS:
+		p_i64(&p, id);
+		p_result_row(&p, f->agent_id, r, t);
+		bad = d_row(b, &p);
+		break;
+	case T_DNS:
+		if (p_dns_row(&p, id, t, r))
+			bad = d_row(b, &p);
+		break;
+	case T_POLICY:
+		if (p_policy_row(&p, id, t, r->policy))
+			bad = d_row(b, &p);
+		break;
+	case T_FINDINGS:
+		for (size_t k = 0; k < r->n_findings && !bad; k++) {
+			p_finding_row(&p, id, t, r->findings[k], k);
+			bad = d_row(b, &p);
+		}
+		break;
+	default:
+		for (size_t m = 0; m <= r->n_mx && !bad; m++) {
+			const Mtastswatch__V1__MxObservation *mx =
+			    m > 0 ? r->mx[m - 1] : NULL;
+			const Mtastswatch__V1__HostObservation *h =
+			    mx != NULL ? mx->host : r->policy_host;
+			size_t pos = m > 0 ? m - 1 : 0;
+
+			if (h == NULL)
+				continue;
+			if (tab == T_HOST) {
+				p_host_row(&p, id, t, h, mx, pos);
+				bad = d_row(b, &p);
+				continue;
+			}
+			for (size_t k = 0; k < h->n_chain_sha256 && !bad; k++) {
+				p_chain_row(&p, id, t, h, mx != NULL, pos, k);
+				bad = d_row(b, &p);
+			}
+		}
+		break;
+	}
+	if (bad || b->oom) {
+		snprintf(s->err, sizeof(s->err), "%s: %s", copy_table[tab],
+		    b->oom ? "out of memory" : "bad parameter");
+		s->sqlstate[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Formats table tab's rows from result *next on, until the buffer holds
+ * COPY_CHUNK bytes or the results end.  0 or -1.
+ */
+static int
+s_fast_fill(struct store *s, struct dbuf *b, int tab, const struct fast *f,
+    size_t *next)
+{
+	for (; *next < f->n && b->len < COPY_CHUNK; (*next)++)
+		if (f->id[*next] != 0 && s_fast_rows(s, b, tab, f, *next) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+s_copy_send(struct store *s, struct dbuf *b, int tab)
+{
+	if (b->len > 0 && PQputCopyData(s->conn, b->d, (int)b->len) != 1) {
+		s_fail(s, copy_table[tab], NULL);
+		return -1;
+	}
+	b->len = 0;
+	return 0;
+}
+
+/*
+ * Every row of the written results, one COPY per table in one query.  A
+ * table's first COPY_CHUNK bytes are formatted before the server asks for
+ * them, that is while it still works on the table before.  On a failure
+ * the COPY under way is abandoned and every answer read, so that the
+ * connection is ready for ROLLBACK.  0 or -1.
+ */
+static int
+s_fast_copy(struct store *s, const struct fast *f)
+{
+	struct dbuf b = {0};
+	PGresult *res;
+	size_t next = 0;
+	int tab = 0, last = 0, rc = 0;
+
+	if (s_check_link(s) == -1)
+		return -1;
+	if (s_fast_fill(s, &b, tab, f, &next) == -1) {
+		free(b.d);
+		return -1;
+	}
+	if (!PQsendQuery(s->conn, copy_sql)) {
+		s_fail(s, "copy", NULL);
+		free(b.d);
+		return -1;
+	}
+	while ((res = PQgetResult(s->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_COMMAND_OK) {
+			PQclear(res);
+			continue;
+		}
+		if (st != PGRES_COPY_IN || tab >= T_COUNT) {
+			if (rc == 0)
+				s_fail(s, copy_table[last], res);
+			rc = -1;
+			PQclear(res);
+			continue;
+		}
+		PQclear(res);
+		last = tab;
+		/* The server waits for this table's rows. */
+		while (rc == 0) {
+			if (s_copy_send(s, &b, tab) == -1)
+				rc = -1;
+			else if (next >= f->n)
+				break;
+			else if (s_fast_fill(s, &b, tab, f, &next) == -1)
+				rc = -1;
+		}
+		if (PQputCopyEnd(s->conn, rc == 0 ? NULL : "batch abandoned") !=
+		    1) {
+			if (rc == 0)
+				s_fail(s, copy_table[tab], NULL);
+			rc = -1;
+			s->broken = 1;
+			break;
+		}
+		/* Formatted while the server checks and stores the table. */
+		b.len = 0;
+		next = 0;
+		if (rc == 0 && ++tab < T_COUNT &&
+		    s_fast_fill(s, &b, tab, f, &next) == -1)
+			rc = -1;
+	}
+	if (rc == 0 && tab != T_COUNT) {
+		snprintf(s->err, sizeof(s->err), "copy: %d tables of %d", tab,
+		    T_COUNT);
+		rc = -1;
+	}
+	free(b.d);
+	return rc;
+}
+
+/* The watermark and COMMIT, one round trip.  0 or -1. */
+static int
+s_fast_close(struct store *s, const struct fast *f, uint64_t *committed_seq,
+    int *committing)
+{
+	struct pipe pp;
+	struct params p = {0};
+	PGresult *keep[1];
+	int rc;
+
+	*committing = 0;
+	if (s_pipe_begin(s, &pp) == -1)
+		return -1;
+	p_i64(&p, f->agent_id);
+	p_time(&p, f->t->tv_sec, f->t->tv_nsec / 1000);
+	if (s_pipe_send(s, &pp, "agent_advance", &p) == 0)
+		(void)s_pipe_sql(s, &pp, "commit", "COMMIT");
+	rc = s_pipe_end(s, &pp, keep, 1);
+	/* COMMIT ran, and failed: there is nothing to roll back. */
+	*committing = pp.n == 2 && pp.failed == 1;
+	if (rc == -1)
+		return -1;
+	if (pp.n != 2 || PQntuples(keep[0]) == 0) {
+		snprintf(s->err, sizeof(s->err), "agent_advance: no row");
+		PQclear(keep[0]);
+		return -1;
+	}
+	*committed_seq = (uint64_t)strtoll(PQgetvalue(keep[0], 0, 0), NULL, 10);
+	PQclear(keep[0]);
+	return 0;
+}
+
+/*
+ * The fast path, in one transaction of its own.  0 when committed.  On
+ * failure -1, with *slow set when the failure may be about one result
+ * (a result the checks refuse, a value the database refuses): the caller
+ * then writes the batch again the slow way, which finds out which.
+ */
+static int
+s_batch_fast(struct store *s, int64_t agent_id,
+    Mtastswatch__V1__ProbeResult *const *results, size_t n,
+    const struct timespec *t, uint64_t *committed_seq, int *slow)
+{
+	struct fast f = {
+	    .n = n, .results = results, .agent_id = agent_id, .t = t};
+	int committing = 0;
+
+	*slow = 1;
+	if ((f.first = calloc(n + 1, sizeof(*f.first))) == NULL ||
+	    (f.id = calloc(n + 1, sizeof(*f.id))) == NULL ||
+	    (f.claim = calloc(n + 1, sizeof(*f.claim))) == NULL) {
+		snprintf(s->err, sizeof(s->err), "out of memory");
+		*slow = 0;
+		s_fast_free(&f);
+		return -1;
+	}
+	/* Checked before anything is sent: no transaction to undo. */
+	if (s_fast_certs(s, &f) == -1) {
+		s_fast_free(&f);
+		return -1;
+	}
+	if (s_fast_open(s, &f, slow) == -1)
+		goto fail;
+	if (s_fast_cert_rows(s, &f) == -1 || s_fast_copy(s, &f) == -1)
+		goto fail;
+	*slow = 0;
+	if (s_fast_close(s, &f, committed_seq, &committing) == -1) {
+		if (committing) {
+			s_fast_free(&f);
+			return -1;
+		}
+		goto fail;
+	}
+	for (size_t k = 0; k < f.ncerts; k++)
+		if (f.certs[k].needed)
+			digest_set_add(s->stored, f.certs[k].sha256);
+	s_fast_free(&f);
+	return 0;
+fail:
+	s_fast_free(&f);
+	s_rollback(s);
+	return -1;
+}
+
+int
+store_write_batch(struct store *s, int64_t agent_id,
+    Mtastswatch__V1__ProbeResult *const *results, size_t n,
+    const struct timespec *received, uint64_t *committed_seq)
+{
+	long day = (long)(received->tv_sec / 86400);
+	int slow;
+
+	s->bad_index = -1;
+	s->sqlstate[0] = '\0';
+	if (s_check_link(s) == -1)
+		return -1;
+	/* Partition DDL cannot run inside the batch's transaction. */
+	if (day > s->ensured_day &&
+	    store_ensure_partitions(s, received->tv_sec) == -1)
+		return -1;
+	if (s_batch_fast(
+		s, agent_id, results, n, received, committed_seq, &slow) == 0)
+		return 0;
+	if (!slow || s_transient(s))
+		return -1;
+	/*
+	 * A certificate the store remembers writing may have been deleted
+	 * since (by hand: retention keeps them); the slow path writes them
+	 * all again.
+	 */
+	log_debug("store: batch n=%zu again row by row: %s", n, s->err);
+	digest_set_clear(s->stored);
+	s->sqlstate[0] = '\0';
+	return s_batch_slow(s, agent_id, results, n, received, committed_seq);
 }
 
 int

@@ -10,6 +10,8 @@
 
 /* Days of partitions made ahead of today by store_ensure_partitions. */
 #define STORE_PARTITION_DAYS_AHEAD 3
+/* Certificates a store remembers having written (store_write_batch). */
+#define STORE_CERT_CACHE 16384
 
 struct store;
 
@@ -72,6 +74,11 @@ int store_agent_committed(struct store *s, int64_t agent_id, uint64_t *seq);
  * round is above INT64_MAX, its domain is empty, a certificate DER does
  * not parse, a chain names a hash not among the result's certificates, or
  * the database refuses a value (text that is not UTF-8, for instance).
+ *
+ * A batch is written with one COPY per table; when that fails for a reason
+ * that may be one result's, the batch is written again one statement per
+ * row, which is what names the result.  The last STORE_CERT_CACHE
+ * certificates the store committed are neither parsed nor written again.
  */
 int store_write_batch(struct store *s, int64_t agent_id,
     Mtastswatch__V1__ProbeResult *const *results, size_t n,

@@ -1,9 +1,11 @@
 /* wire.c -- bounded encoding, decoding and checking of the agent wire. */
 #include "wire.h"
 
+#include "digest_set.h"
 #include "errbuf.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,9 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
+/* Certificates whose DER is known to parse (s_parsed_known). */
+#define WIRE_PARSED_CACHE 16384
 
 /* Nesting of wire.proto is three deep; anything deeper is a schema bug. */
 #define WIRE_DEPTH_MAX 8
@@ -210,6 +215,44 @@ s_code_ok(const char *code)
 	return 1;
 }
 
+/*
+ * The digests of certificate DER that parsed.  Agents send the same
+ * certificates round after round (every chain ends in one of a few
+ * intermediates), and parsing one is most of the cost of decoding a
+ * result; whether bytes parse depends on nothing but the bytes.  Shared
+ * by the threads of the process under the lock; when it cannot be made,
+ * every certificate is parsed as before.
+ */
+static pthread_mutex_t parsed_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct digest_set *parsed_set;
+static int parsed_failed;
+
+static int
+s_parsed_known(const unsigned char *digest)
+{
+	int known = 0;
+
+	if (pthread_mutex_lock(&parsed_lock) != 0)
+		return 0;
+	if (parsed_set != NULL)
+		known = digest_set_has(parsed_set, digest);
+	pthread_mutex_unlock(&parsed_lock);
+	return known;
+}
+
+static void
+s_parsed_add(const unsigned char *digest)
+{
+	if (pthread_mutex_lock(&parsed_lock) != 0)
+		return;
+	if (parsed_set == NULL && !parsed_failed &&
+	    (parsed_set = digest_set_new(WIRE_PARSED_CACHE)) == NULL)
+		parsed_failed = 1;
+	if (parsed_set != NULL)
+		digest_set_add(parsed_set, digest);
+	pthread_mutex_unlock(&parsed_lock);
+}
+
 /* Every chain reference of h names one of the n digests. */
 static int
 s_chain_ok(const Mtastswatch__V1__HostObservation *h,
@@ -271,6 +314,14 @@ s_result_ok(const Mtastswatch__V1__ProbeResult *r, char *err, size_t errlen)
 			    der->len);
 			return -1;
 		}
+		if (!EVP_Digest(der->data, der->len, digest[i], NULL,
+			EVP_sha256(), NULL)) {
+			errbuf_set(
+			    err, errlen, "certificate %zu: no digest", i);
+			return -1;
+		}
+		if (s_parsed_known(digest[i]))
+			continue;
 		x = d2i_X509(NULL, &p, (long)der->len);
 		parsed = x != NULL && p == der->data + der->len;
 		X509_free(x);
@@ -278,12 +329,7 @@ s_result_ok(const Mtastswatch__V1__ProbeResult *r, char *err, size_t errlen)
 			errbuf_set(err, errlen, "certificate %zu: not DER", i);
 			return -1;
 		}
-		if (!EVP_Digest(der->data, der->len, digest[i], NULL,
-			EVP_sha256(), NULL)) {
-			errbuf_set(
-			    err, errlen, "certificate %zu: no digest", i);
-			return -1;
-		}
+		s_parsed_add(digest[i]);
 	}
 	if (r->policy != NULL) {
 		if (r->policy->raw.len > WIRE_POLICY_RAW_MAX) {

@@ -790,6 +790,142 @@ test_bad_item_rolls_back(void **state)
 	free(x);
 }
 
+/*
+ * A value the database refuses in a row the checks do not look at (a
+ * host's error text that is not UTF-8) fails the batch's COPY; the batch
+ * is written again row by row, which names the result, and the others go
+ * through once it is taken out, as ingest does.
+ */
+static void
+test_refused_inside_batch(void **state)
+{
+	struct t *t = *state;
+	int64_t id = agent(t, "AGENTKEYrefused");
+	Mtastswatch__V1__ProbeResult *ptrs[5];
+	struct timespec rt = ts(fx.now);
+	uint64_t committed = 99;
+	struct fr *x = batch_new(1, 5, ptrs);
+
+	x[2].mxh[1].error = "refused \xff";
+	assert_int_equal(
+	    store_write_batch(t->st, id, ptrs, 5, &rt, &committed), -1);
+	assert_int_equal(store_bad_index(t->st), 2);
+	assert_non_null(strstr(store_error(t->st), "host_insert"));
+	assert_int_equal(committed, 99);
+	assert_int_equal(qn(t, "SELECT count(*) FROM results"), 0);
+	assert_int_equal(qn(t, "SELECT count(*) FROM result_seqs"), 0);
+	assert_int_equal(qn(t, "SELECT count(*) FROM host_observations"), 0);
+	assert_int_equal(qn(t, "SELECT count(*) FROM certificates"), 0);
+	assert_string_equal(q(t, "SELECT last_committed_seq FROM agents"), "0");
+
+	/* The same store, the batch without seq 3. */
+	ptrs[2] = ptrs[3];
+	ptrs[3] = ptrs[4];
+	assert_int_equal(
+	    store_write_batch(t->st, id, ptrs, 4, &rt, &committed), 0);
+	assert_int_equal(store_bad_index(t->st), -1);
+	assert_int_equal(committed, 2);
+	assert_string_equal(
+	    q(t, "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM results"),
+	    "1,2,4,5");
+	assert_int_equal(qn(t, "SELECT count(*) FROM host_observations"), 12);
+	assert_int_equal(qn(t, "SELECT count(*) FROM chain_certs"), 12);
+	assert_int_equal(qn(t, "SELECT count(*) FROM findings"), 8);
+	assert_int_equal(qn(t, "SELECT count(*) FROM certificates"), 2);
+	/* Every child row names a result of its own day. */
+	assert_int_equal(qn(t, "SELECT count(*) FROM findings f WHERE NOT "
+			       "EXISTS (SELECT 1 FROM results r WHERE r.id = "
+			       "f.result_id AND r.received_at = "
+			       "f.received_at)"),
+	    0);
+	/* Ids follow the batch order. */
+	assert_string_equal(
+	    q(t, "SELECT string_agg(seq::text, ',' ORDER BY id) FROM results"),
+	    "1,2,4,5");
+	free(x);
+}
+
+/*
+ * The store remembers the certificates it wrote and does not write them
+ * again; one deleted behind its back is written again all the same.
+ */
+static void
+test_certificates_remembered(void **state)
+{
+	struct t *t = *state;
+	int64_t id = agent(t, "AGENTKEYcerts");
+
+	assert_int_equal(write_seqs(t, id, 1, 2, fx.now), 2);
+	assert_int_equal(qn(t, "SELECT count(*) FROM certificates"), 2);
+	/* Counts the inserts tried, those ON CONFLICT DO NOTHING drops too. */
+	sql(t, "CREATE TABLE cert_tries (n integer); "
+	       "INSERT INTO cert_tries VALUES (0); "
+	       "CREATE FUNCTION cert_try() RETURNS trigger LANGUAGE plpgsql "
+	       "AS $$BEGIN UPDATE cert_tries SET n = n + 1; RETURN NEW; "
+	       "END$$; "
+	       "CREATE TRIGGER cert_try BEFORE INSERT ON certificates "
+	       "FOR EACH ROW EXECUTE FUNCTION cert_try()");
+	assert_int_equal(write_seqs(t, id, 3, 2, fx.now), 4);
+	assert_int_equal(qn(t, "SELECT n FROM cert_tries"), 0);
+	/* Another store has no memory of them: it tries, once each. */
+	{
+		char err[512];
+		struct store *other =
+		    store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
+
+		assert_non_null(other);
+		store_close(&t->st);
+		t->st = other;
+	}
+	assert_int_equal(write_seqs(t, id, 5, 2, fx.now), 6);
+	assert_int_equal(qn(t, "SELECT n FROM cert_tries"), 2);
+	assert_int_equal(write_seqs(t, id, 7, 2, fx.now), 8);
+	assert_int_equal(qn(t, "SELECT n FROM cert_tries"), 2);
+
+	sql(t, "DELETE FROM chain_certs");
+	sql(t, "DELETE FROM certificates");
+	assert_int_equal(write_seqs(t, id, 9, 2, fx.now), 10);
+	assert_int_equal(store_bad_index(t->st), -1);
+	assert_int_equal(qn(t, "SELECT count(*) FROM certificates"), 2);
+	assert_int_equal(qn(t, "SELECT count(*) FROM chain_certs"), 6);
+	assert_int_equal(qn(t, "SELECT count(*) FROM results"), 10);
+	assert_string_equal(q(t, "SELECT string_agg(DISTINCT subject, ',') "
+				 "FROM certificates"),
+	    "CN=Store Test Root,CN=mx1.example.com");
+}
+
+/*
+ * At or below the watermark a result is skipped unchecked, as before;
+ * a seq twice in a batch is stored once, from its first result.
+ */
+static void
+test_skipped_and_repeated(void **state)
+{
+	struct t *t = *state;
+	int64_t id = agent(t, "AGENTKEYrepeat");
+	Mtastswatch__V1__ProbeResult *ptrs[3];
+	struct timespec rt = ts(fx.now);
+	unsigned char junk[40] = {0x30, 0x03, 0x02, 0x01};
+	uint64_t committed = 0;
+	struct fr *x;
+
+	assert_int_equal(write_seqs(t, id, 1, 2, fx.now), 2);
+	x = batch_new(1, 3, ptrs);
+	x[0].c[1].der.data = junk; /* seq 1: stored already */
+	x[0].c[1].der.len = sizeof(junk);
+	x[1].r.seq = 3;
+	x[1].r.domain = "first.example";
+	x[2].r.seq = 3;
+	x[2].r.domain = "second.example";
+	assert_int_equal(
+	    store_write_batch(t->st, id, ptrs, 3, &rt, &committed), 0);
+	assert_int_equal(committed, 3);
+	assert_int_equal(qn(t, "SELECT count(*) FROM results"), 3);
+	assert_string_equal(
+	    q(t, "SELECT domain FROM results WHERE seq = 3"), "first.example");
+	free(x);
+}
+
 static void
 test_gaps_and_watermark(void **state)
 {
@@ -1046,6 +1182,12 @@ main(void)
 		test_bad_item_rolls_back, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_gaps_and_watermark, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_refused_inside_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_certificates_remembered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_skipped_and_repeated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
