@@ -487,6 +487,7 @@ s_check_notify(struct parse *p)
 {
 	struct collector_config *cfg = p->cfg;
 	const char *u = cfg->webhook_url, *f = cfg->syslog_facility_name;
+	unsigned n;
 
 	if (u != NULL && strncmp(u, "http://", 7) != 0 &&
 	    strncmp(u, "https://", 8) != 0)
@@ -510,6 +511,11 @@ s_check_notify(struct parse *p)
 		    cfg->syslog_format);
 	if (f == NULL)
 		return;
+	/* A number 0..23 too, as syslog.conf(5) users may write it. */
+	if (s_number(f, &n) == 0 && n <= 23) {
+		cfg->syslog_facility = (int)n;
+		return;
+	}
 	for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]);
 	     i++) {
 		if (strcmp(f, facilities[i].name) == 0) {
@@ -518,7 +524,9 @@ s_check_notify(struct parse *p)
 		}
 	}
 	s_err(p, p->key_line[K_SYSLOG_FACILITY],
-	    "syslog_facility '%s': want daemon, mail, local0..local7, ...", f);
+	    "syslog_facility '%s': want 0..23 or a name (daemon, mail, "
+	    "local0..local7, ...)",
+	    f);
 }
 
 int

@@ -464,6 +464,19 @@ test_http_notify(void **state)
 	assert_int_equal(cfg->webhook_timeout_s, 10);
 	collector_config_free(&cfg);
 
+	/* The facility as a number. */
+	write_conf(BASE "[notify]\nsyslog_facility = 23\n");
+	cfg = collector_config_load(fx.conf, &errs);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->syslog_facility, 23);
+	collector_config_free(&cfg);
+	load_bad(BASE "[notify]\nsyslog_facility = 24\n", &errs);
+	if (!has_error(&errs, 8, "want 0..23 or a name")) {
+		dump(&errs);
+		fail();
+	}
+	collector_config_errors_free(&errs);
+
 	/* Every mistake, each at its line. */
 	tok = write_token("loose", "0123456789abcdef0123\n", 0644);
 	snprintf(text, sizeof(text),
