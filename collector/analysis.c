@@ -20,6 +20,7 @@ struct analysis {
 	char *conninfo;
 	uint32_t interval_s;
 	unsigned quorum;
+	uint32_t window_s;
 	struct notify *notify;
 
 	pthread_t thread;
@@ -54,6 +55,7 @@ s_pass(struct analysis *a)
 	if (s_connect(a) == -1)
 		return;
 	co.quorum = a->quorum;
+	co.window_s = a->window_s;
 	if (compare_pending(a->conn, time(NULL), a->interval_s, &co, &n) == -1)
 		log_warnx("compare: event=failed error=\"%s\"",
 		    PQerrorMessage(a->conn));
@@ -126,6 +128,7 @@ analysis_start(const struct analysis_opts *opts, char *err, size_t errlen)
 	}
 	a->interval_s = opts->interval_s;
 	a->quorum = opts->quorum;
+	a->window_s = opts->window_s;
 	a->notify = opts->notify;
 	pthread_mutex_init(&a->mu, NULL);
 	/* A monotonic clock, so that setting the time never stalls a pass. */

@@ -23,6 +23,7 @@ struct analysis_opts {
 	const char *conninfo; /* copied */
 	uint32_t interval_s;  /* the round interval */
 	unsigned quorum;      /* 0: compare.h's default */
+	uint32_t window_s;    /* propagation window; 0: compare.h's */
 	/* Woken after each pass that folded rounds; borrowed, and must
 	 * outlive the analysis (stop the analysis first).  May be NULL. */
 	struct notify *notify;

@@ -36,6 +36,7 @@ enum key {
 	K_BATCH,
 	K_RETENTION_DAYS,
 	K_QUORUM,
+	K_PROPAGATION_WINDOW,
 	K_HTTP_BIND,
 	K_HTTP_TOKEN_FILE,
 	K_WEBHOOK_URL,
@@ -69,6 +70,8 @@ static const struct key_def key_defs[K_COUNT] = {
     [K_RETENTION_DAYS] = {SEC_COLLECTOR, "retention_days", 0, 0,
 	COLLECTOR_RETENTION_MAX},
     [K_QUORUM] = {SEC_COLLECTOR, "quorum", 0, 1, COLLECTOR_QUORUM_MAX},
+    [K_PROPAGATION_WINDOW] = {SEC_COLLECTOR, "propagation_window", 0, 0,
+	COLLECTOR_PROPAGATION_WINDOW_MAX},
     [K_HTTP_BIND] = {SEC_HTTP, "bind", 1, 0, 0},
     [K_HTTP_TOKEN_FILE] = {SEC_HTTP, "token_file", 0, 0, 0},
     [K_WEBHOOK_URL] = {SEC_NOTIFY, "webhook_url", 0, 0, 0},
@@ -290,6 +293,8 @@ s_number_slot(struct collector_config *cfg, enum key k)
 		return &cfg->retention_days;
 	case K_QUORUM:
 		return &cfg->quorum;
+	case K_PROPAGATION_WINDOW:
+		return &cfg->propagation_window_s;
 	case K_WEBHOOK_TIMEOUT:
 		return &cfg->webhook_timeout_s;
 	default:

@@ -22,6 +22,7 @@
 #define COLLECTOR_RETENTION_DEFAULT	  90
 #define COLLECTOR_RETENTION_MAX		  36500
 #define COLLECTOR_Z85_KEY_LEN		  40
+#define COLLECTOR_PROPAGATION_WINDOW_MAX  (7U * 86400)
 #define COLLECTOR_QUORUM_MAX		  1000
 #define COLLECTOR_WEBHOOK_TIMEOUT_DEFAULT 10
 #define COLLECTOR_WEBHOOK_TIMEOUT_MAX	  300
@@ -47,6 +48,9 @@ struct collector_config {
 	unsigned batch;
 	unsigned retention_days; /* 0: keep everything */
 	unsigned quorum;	 /* 0: compare.h's default */
+	/* Seconds a STS id or policy change may take to reach every vantage
+	 * (plus one interval); 0: compare.h's default. */
+	unsigned propagation_window_s;
 
 	/* [http]: the API is off when http_bind is NULL. */
 	char *http_bind; /* "IP:PORT" or "[IPv6]:PORT" */

@@ -99,6 +99,53 @@ static const char q_known[] =
     "WHERE h.result_id = r.id AND h.received_at = r.received_at AND "
     "h.role = cc.role AND h.position = cc.host_position AND h.verified)";
 
+/* The previous agreement (history.c's domain_state) of the two values the
+ * propagation rule looks at. */
+static const char q_state[] =
+    "SELECT kind, value, changed_round FROM domain_state WHERE domain = $1 "
+    "AND subject = '' AND kind IN ('sts_id', 'policy_sha256')";
+
+/*
+ * Where the current split of subject started: the first of the rounds in
+ * [$3, $2) with the propagation code or the mismatch code ($5) for it
+ * after the last compared round without either; $2 when there is none.
+ * Inconclusive and missing rounds neither end nor extend a run.
+ */
+static const char q_split_start[] =
+    "WITH split AS (SELECT DISTINCT round FROM vantage_findings "
+    "WHERE domain = $1 AND subject = $4 AND code IN "
+    "('VANTAGE_CHANGE_PROPAGATING', $5) AND round < $2::bigint AND "
+    "round >= $3::bigint), "
+    "calm AS (SELECT max(s.round) AS round FROM round_status s "
+    "WHERE s.domain = $1 AND s.state = 'compared' AND s.round < $2::bigint "
+    "AND s.round >= $3::bigint AND s.round NOT IN "
+    "(SELECT round FROM split)) "
+    "SELECT coalesce(min(split.round), $2::bigint) FROM split, calm "
+    "WHERE calm.round IS NULL OR split.round > calm.round";
+
+/*
+ * Per agent, over its completed results of the rounds [$3, $2): the
+ * STS and policy keys (spelt as q_dns and q_policy do) of its latest one,
+ * and whether any of them saw $4 as STS key, as policy key.
+ */
+static const char q_before[] =
+    "WITH k AS (SELECT r.agent_id, r.round, r.seq, "
+    "CASE WHEN d.result_id IS NULL OR NOT d.sts_present THEN 'absent' "
+    "WHEN d.sts_valid IS NOT TRUE THEN 'invalid' "
+    "ELSE 'id=' || coalesce(d.sts_id, '') END AS sts, "
+    "CASE WHEN p.result_id IS NULL THEN 'no policy' "
+    "WHEN p.sha256 IS NOT NULL THEN 'sha256=' || encode(p.sha256, 'hex') "
+    "ELSE 'no body (http ' || p.http_status || ')' END AS pol "
+    "FROM results r LEFT JOIN dns_observations d ON d.result_id = r.id "
+    "AND d.received_at = r.received_at "
+    "LEFT JOIN policy_observations p ON p.result_id = r.id "
+    "AND p.received_at = r.received_at "
+    "WHERE r.domain = $1 AND r.round < $2::bigint AND "
+    "r.round >= $3::bigint AND r.completed) "
+    "SELECT agent_id, (array_agg(sts ORDER BY round DESC, seq DESC))[1], "
+    "(array_agg(pol ORDER BY round DESC, seq DESC))[1], "
+    "bool_or(sts = $4), bool_or(pol = $4) FROM k GROUP BY agent_id";
+
 static const char q_lock[] = "SELECT pg_advisory_xact_lock(hashtextextended("
 			     "'mtastswatch_compare/' || $1 || '/' || $2, 0))";
 
@@ -263,13 +310,20 @@ struct finding {
 struct round_ctx {
 	PGconn *conn;
 	const char *domain;
+	int64_t round;
 	char round_s[24];
 	struct vantage *v;
 	size_t nv;
 	int enforce; /* the majority fetched a policy in mode enforce */
+	/* The propagation rule: window_s and interval_s as compare.h says
+	 * (interval_s 0: the rule is off); state is q_state's answer, read
+	 * at the first split that needs it. */
+	uint32_t window_s, interval_s;
+	PGresult *state;
 	struct finding *f;
 	size_t nf, capf;
 	int oom;
+	int failed; /* a query failed (logged) */
 };
 
 struct tally {
@@ -743,6 +797,251 @@ s_ctx_free(struct round_ctx *c)
 	free(c->v);
 }
 
+/* ---- a change on its way through the caches ---- */
+
+/*
+ * The propagation rule.  An operator who publishes a new STS id (with or
+ * without a new policy body) is seen at some vantages first: resolvers
+ * keep the old TXT record until its TTL runs out, and a CDN can serve the
+ * old policy file for a while.  Such a split is recorded as
+ * VANTAGE_CHANGE_PROPAGATING (info) instead of the mismatch when all of
+ * these hold:
+ *
+ *   1. exactly two values are seen, and one of them is the previous
+ *      agreement (domain_state, as the fold of an earlier round left it):
+ *      a move from one known value to one new value;
+ *   2. the split started less than window_s plus one interval ago: the
+ *      first round of the current run of rounds that had this split
+ *      (either code for the subject; a compared round without either ends
+ *      a run), so a split that outlasts the window turns into the mismatch
+ *      and stays one;
+ *   3. it is a change at the vantages: each vantage seeing the new value
+ *      saw the old one in its latest completed result in the window
+ *      before the split started, and no vantage saw the new value then (a
+ *      value that was there before is a rollback; a vantage that never
+ *      saw the old value is a permanent split, not a change);
+ *   4. the new value is no downgrade seen by at most half the vantages: a
+ *      TXT record or policy that vanished, or a weaker policy mode
+ *      (enforce > testing > none) than the old value's vantages fetched.
+ *      A minority that sees an older or weaker policy is what an attacker
+ *      looks like; only a change that can become the majority is benign.
+ *
+ * Which of the two values is the old one: domain_state holds the
+ * agreement of the latest folded round.  When its value was first agreed
+ * (changed_round) before the split started, it is the old value; when the
+ * new value won the majority during the split and a fold recorded it, it
+ * is the new one and the other value is the old.
+ */
+
+/* How compare.c spells a domain_state value of kind as a key. */
+static const char *
+s_kind_prefix(const char *kind)
+{
+	return strcmp(kind, "sts_id") == 0 ? "id=" : "sha256=";
+}
+
+/* The previous agreement of kind, or NULL; *changed gets its
+ * changed_round. */
+static const char *
+s_state_value(const struct round_ctx *c, const char *kind, int64_t *changed)
+{
+	for (int i = 0; i < PQntuples(c->state); i++)
+		if (strcmp(PQgetvalue(c->state, i, 0), kind) == 0) {
+			*changed =
+			    strtoll(PQgetvalue(c->state, i, 2), NULL, 10);
+			return PQgetvalue(c->state, i, 1);
+		}
+	return NULL;
+}
+
+static int
+s_mode_rank(const char *mode)
+{
+	if (strcmp(mode, "enforce") == 0)
+		return 2;
+	return strcmp(mode, "testing") == 0;
+}
+
+/* The round a window ending before round from starts with: a split that
+ * started then or earlier is beyond the window.  Saturates, so that a
+ * bogus round near INT64_MIN does not wrap. */
+static int64_t
+s_window_first(const struct round_ctx *c, int64_t from)
+{
+	uint64_t span = (uint64_t)c->window_s + c->interval_s;
+	int64_t rounds = (int64_t)((span + c->interval_s - 1) / c->interval_s);
+
+	return from < INT64_MIN + rounds ? INT64_MIN : from - rounds;
+}
+
+/* Condition 3.  1 when it holds, 0 when not, -1 when the query failed. */
+static int
+s_changed_here(struct round_ctx *c, int64_t start, const struct cell *cells,
+    const char *old, const char *new, int sts)
+{
+	char start_s[24], first_s[24];
+	const char *p[4] = {c->domain, start_s, first_s, new};
+	PGresult *res;
+	int key_col = sts ? 1 : 2, saw_col = sts ? 3 : 4, rc = 1;
+
+	snprintf(start_s, sizeof(start_s), "%" PRId64, start);
+	snprintf(
+	    first_s, sizeof(first_s), "%" PRId64, s_window_first(c, start));
+	if ((res = s_query(c->conn, "seen before", q_before, 4, p)) == NULL) {
+		c->failed = 1;
+		return -1;
+	}
+	for (int r = 0; r < PQntuples(res) && rc; r++)
+		if (strcmp(PQgetvalue(res, r, saw_col), "t") == 0)
+			rc = 0;
+	for (size_t i = 0; i < c->nv && rc; i++) {
+		int r;
+
+		if (!s_key_eq(cells[i].key, new))
+			continue;
+		for (r = 0; r < PQntuples(res); r++)
+			if (strtoll(PQgetvalue(res, r, 0), NULL, 10) ==
+			    c->v[i].agent_id)
+				break;
+		rc = r < PQntuples(res) &&
+		     strcmp(PQgetvalue(res, r, key_col), old) == 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/*
+ * Applies the rule above to a split of the STS id (sts 1) or the policy
+ * body (sts 0) whose mismatch would be code; thing names the value for
+ * the detail.  1 when VANTAGE_CHANGE_PROPAGATING was recorded, 0 when the
+ * caller is to record the mismatch, -1 when a query failed (c->failed).
+ */
+static int
+s_propagating(struct round_ctx *c, const char *code, const char *subject,
+    const char *thing, const struct cell *cells, const struct tally *t, int sts)
+{
+	const char *kind = sts ? "sts_id" : "policy_sha256";
+	const char *prefix = s_kind_prefix(kind);
+	const char *x = cells[t->agree].key, *y = NULL, *state, *old, *new;
+	char first_s[24], start_s[24];
+	const char *p[5] = {c->domain, c->round_s, first_s, subject, code};
+	struct sbuf what = {0};
+	PGresult *res;
+	int64_t changed, start;
+	uint64_t ago;
+	size_t n_new = 0;
+	int min_new = 2, max_old = 0, rc;
+
+	if (c->interval_s == 0)
+		return 0;
+	if (c->state == NULL) {
+		const char *ps[1] = {c->domain};
+
+		if ((c->state = s_query(c->conn, "state", q_state, 1, ps)) ==
+		    NULL) {
+			c->failed = 1;
+			return -1;
+		}
+	}
+	if ((state = s_state_value(c, kind, &changed)) == NULL)
+		return 0;
+	for (size_t i = 0; i < c->nv; i++) {
+		if (cells[i].key == NULL || s_key_eq(cells[i].key, x))
+			continue;
+		if (y == NULL)
+			y = cells[i].key;
+		else if (!s_key_eq(cells[i].key, y))
+			return 0; /* a third value */
+	}
+	/* 1: one of the two is the previous agreement. */
+	if (y == NULL)
+		return 0;
+	if (strncmp(x, prefix, strlen(prefix)) == 0 &&
+	    strcmp(x + strlen(prefix), state) == 0)
+		old = x, new = y;
+	else if (strncmp(y, prefix, strlen(prefix)) == 0 &&
+		 strcmp(y + strlen(prefix), state) == 0)
+		old = y, new = x;
+	else
+		return 0;
+
+	/* 2: the split is young enough. */
+	snprintf(
+	    first_s, sizeof(first_s), "%" PRId64, s_window_first(c, c->round));
+	if ((res = s_query(c->conn, "split start", q_split_start, 5, p)) ==
+	    NULL) {
+		c->failed = 1;
+		return -1;
+	}
+	start = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (start > c->round)
+		start = c->round;
+	ago = (uint64_t)(c->round - start) * c->interval_s;
+	if (ago >= (uint64_t)c->window_s + c->interval_s)
+		return 0;
+	if (changed >= start) {
+		/* The new value won a fold during the split. */
+		const char *tmp = old;
+
+		old = new;
+		new = tmp;
+	}
+
+	/* 4: no downgrade at a minority. */
+	for (size_t i = 0; i < c->nv; i++) {
+		int rank;
+
+		if (cells[i].key == NULL)
+			continue;
+		rank = s_mode_rank(c->v[i].mode);
+		if (s_key_eq(cells[i].key, new)) {
+			n_new++;
+			min_new = rank < min_new ? rank : min_new;
+		} else {
+			max_old = rank > max_old ? rank : max_old;
+		}
+	}
+	if (n_new * 2 <= t->n_obs &&
+	    (strncmp(new, prefix, strlen(prefix)) != 0 || min_new < max_old))
+		return 0;
+
+	/* 3: a change at the vantages that see it. */
+	if ((rc = s_changed_here(c, start, cells, old, new, sts)) <= 0)
+		return rc;
+
+	snprintf(start_s, sizeof(start_s), "%" PRId64, start);
+	sb_printf(&what,
+	    "%s is changing from \"%s\" to \"%s\", seen at some vantages "
+	    "only since round %s (%" PRIu64 " s ago; propagation window "
+	    "%" PRIu32 " s plus one interval of %" PRIu32 " s)",
+	    thing, old, new, start_s, ago, c->window_s, c->interval_s);
+	if (what.oom) {
+		free(what.p);
+		c->oom = 1;
+		return 1;
+	}
+	s_emit(c, "VANTAGE_CHANGE_PROPAGATING", "info", subject, what.p, cells,
+	    NULL, t);
+	free(what.p);
+	return 1;
+}
+
+/* s_compare for the STS id and the policy body: a split may be a change
+ * on its way (s_propagating). */
+static void
+s_compare_change(struct round_ctx *c, const char *code, const char *subject,
+    const char *what, const char *thing, const struct cell *cells, int sts)
+{
+	struct tally t;
+
+	s_tally(cells, c->nv, &t);
+	if (t.n_obs < 2 || t.n_agree == t.n_obs)
+		return;
+	if (s_propagating(c, code, subject, thing, cells, &t, sts) == 0)
+		s_emit(c, code, NULL, subject, what, cells, NULL, &t);
+}
+
 /* The per-domain values: STS id, TLS-RPT, MX set, policy. */
 static void
 s_domain_values(
@@ -794,8 +1093,9 @@ s_domain_values(
 	for (size_t i = 0; i < c->nv; i++)
 		cells[i].key = c->v[i].sts;
 	snprintf(subject, sizeof(subject), "_mta-sts.%s", c->domain);
-	(void)s_compare(c, "VANTAGE_DNS_MISMATCH", subject,
-	    "the _mta-sts TXT record differs", cells);
+	s_compare_change(c, "VANTAGE_DNS_MISMATCH", subject,
+	    "the _mta-sts TXT record differs", "the _mta-sts TXT record", cells,
+	    1);
 	for (size_t i = 0; i < c->nv; i++)
 		cells[i].key = c->v[i].tlsrpt;
 	snprintf(subject, sizeof(subject), "_smtp._tls.%s", c->domain);
@@ -808,8 +1108,8 @@ s_domain_values(
 	for (size_t i = 0; i < c->nv; i++)
 		cells[i].key = c->v[i].policy;
 	snprintf(subject, sizeof(subject), "mta-sts.%s", c->domain);
-	(void)s_compare(c, "VANTAGE_POLICY_MISMATCH", subject,
-	    "the policy body differs", cells);
+	s_compare_change(c, "VANTAGE_POLICY_MISMATCH", subject,
+	    "the policy body differs", "the policy body", cells, 0);
 	free(cells);
 }
 
@@ -832,8 +1132,15 @@ compare_round(PGconn *conn, const char *domain, int64_t round,
 		o.quorum = COMPARE_DEFAULT_QUORUM;
 	if (o.known_rounds <= 0)
 		o.known_rounds = COMPARE_DEFAULT_KNOWN_ROUNDS;
+	if (o.window_s == 0)
+		o.window_s = COMPARE_DEFAULT_WINDOW_S;
+	if (o.window_s > COMPARE_MAX_WINDOW_S)
+		o.window_s = COMPARE_MAX_WINDOW_S;
 	c.conn = conn;
 	c.domain = domain;
+	c.round = round;
+	c.window_s = o.window_s;
+	c.interval_s = o.interval_s;
 	snprintf(c.round_s, sizeof(c.round_s), "%" PRId64, round);
 	snprintf(known_s, sizeof(known_s), "%" PRId64, o.known_rounds);
 	p[0] = domain;
@@ -881,6 +1188,8 @@ compare_round(PGconn *conn, const char *domain, int64_t round,
 			log_warnx("compare: out of memory");
 			goto out;
 		}
+		if (c.failed)
+			goto out;
 		if (s_write(&c, &sum) == -1)
 			goto out;
 	}
@@ -914,6 +1223,7 @@ out:
 	PQclear(mxset);
 	PQclear(hosts);
 	PQclear(known);
+	PQclear(c.state);
 	s_ctx_free(&c);
 	return rc;
 }
@@ -926,6 +1236,7 @@ compare_pending(PGconn *conn, time_t now, uint32_t interval_s,
 	const char *p[4] = {now_s, int_s, grace_s, back_s};
 	long lookback = COMPARE_DEFAULT_LOOKBACK_S;
 	uint32_t grace = interval_s;
+	struct compare_opts o = {0};
 	PGresult *res;
 	size_t done = 0;
 	int rc = 0;
@@ -936,6 +1247,9 @@ compare_pending(PGconn *conn, time_t now, uint32_t interval_s,
 		log_warnx("compare: interval 0");
 		return -1;
 	}
+	if (opts != NULL)
+		o = *opts;
+	o.interval_s = interval_s;
 	if (opts != NULL && opts->grace_s > 0)
 		grace = opts->grace_s;
 	if (opts != NULL && opts->lookback_s > 0)
@@ -950,7 +1264,7 @@ compare_pending(PGconn *conn, time_t now, uint32_t interval_s,
 		int64_t round = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 
 		if (compare_round(
-			conn, PQgetvalue(res, i, 0), round, opts, NULL) == -1) {
+			conn, PQgetvalue(res, i, 0), round, &o, NULL) == -1) {
 			rc = -1;
 			break;
 		}

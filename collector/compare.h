@@ -27,17 +27,40 @@
  *   VANTAGE_CHAIN_BENIGN      info   other leaf or path, judged benign (a
  *                                    load-balancer key seen in earlier
  *                                    rounds, or another valid path)
+ *   VANTAGE_CHANGE_PROPAGATING info  the STS id or policy body moving from
+ *                                    the previous agreement to one new
+ *                                    value, within the propagation window
+ *                                    (instead of the DNS or POLICY
+ *                                    mismatch, same subject, matrix and
+ *                                    dissenters)
  *
  * Severity rule for the five mismatch codes: error when the policy mode
  * the majority fetched is "enforce", or when two or more vantages dissent,
  * or when no value has a strict majority (a split); otherwise (testing,
- * none, no policy, and a single dissenter) warning.  The two informational
- * codes are always info.
+ * none, no policy, and a single dissenter) warning.  The three
+ * informational codes are always info.
+ *
+ * The propagation rule (details in compare.c, s_propagating): an STS id
+ * (subject _mta-sts.D) or policy body (mta-sts.D) seen at some vantages
+ * only is VANTAGE_CHANGE_PROPAGATING rather than a mismatch when all of
+ * these hold: exactly two values are seen, one of them the previous
+ * agreement (domain_state kind sts_id or policy_sha256, as the fold of an
+ * earlier round left it); the split started less than window_s plus one
+ * interval ago (the first round of the current run of rounds with this
+ * split, from vantage_findings: a compared round without either code for
+ * the subject ends a run); every vantage seeing the new value saw the old
+ * one in its latest completed result in the window before the split
+ * started, and none saw the new value then; and the new value is not a
+ * downgrade seen by at most half the vantages (a TXT record or policy
+ * that vanished, or a weaker policy mode than the old value's vantages
+ * fetched).  The rule writes nothing to domain_state.
  */
 
 #define COMPARE_DEFAULT_QUORUM	     2
 #define COMPARE_DEFAULT_KNOWN_ROUNDS 10000
 #define COMPARE_DEFAULT_LOOKBACK_S   (7L * 86400)
+#define COMPARE_DEFAULT_WINDOW_S     3600
+#define COMPARE_MAX_WINDOW_S	     (7U * 86400)
 
 /* Zero fields take the defaults. */
 struct compare_opts {
@@ -50,6 +73,17 @@ struct compare_opts {
 	int64_t known_rounds;
 	/* compare_pending: how far back (received_at) it looks for rounds. */
 	long lookback_s;
+	/* Propagation window: how long (s) a change of the STS id or policy
+	 * body may be seen at some vantages only before it is a mismatch;
+	 * one interval is added.  The TXT record's TTL is the right value,
+	 * but results do not carry it.  Default COMPARE_DEFAULT_WINDOW_S,
+	 * at most COMPARE_MAX_WINDOW_S (larger values are clamped). */
+	uint32_t window_s;
+	/* The round interval, which turns rounds into seconds for window_s.
+	 * compare_pending sets it to its own interval_s; 0 in a direct
+	 * compare_round call turns the propagation rule off (every split is
+	 * a mismatch). */
+	uint32_t interval_s;
 };
 
 struct compare_summary {
@@ -74,7 +108,8 @@ int compare_round(PGconn *conn, const char *domain, int64_t round,
 
 /*
  * Compares every (domain, round) with results received in the last
- * lookback_s and not yet in round_status, when the round ended more than
+ * lookback_s and not yet in round_status (with opts->interval_s taken
+ * from interval_s), when the round ended more than
  * grace_s ago (round r ends at (r + 1) * interval_s), or when every agent
  * active in the last three intervals (a result received since now - 3 *
  * interval_s) has a result for it.  *compared (may be NULL) gets how many

@@ -226,6 +226,7 @@ s_services_start(struct collector *c)
 	ao.conninfo = cfg->database;
 	ao.interval_s = cfg->interval_s;
 	ao.quorum = cfg->quorum;
+	ao.window_s = cfg->propagation_window_s;
 	ao.notify = c->notify;
 	if ((c->analysis = analysis_start(&ao, err, sizeof(err))) == NULL)
 		log_warnx("analysis: event=start_failed error=\"%s\"", err);

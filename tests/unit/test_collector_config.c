@@ -428,6 +428,7 @@ test_http_notify(void **state)
 	tok = write_token("tok", "0123456789abcdef0123\n", 0600);
 	snprintf(text, sizeof(text),
 	    BASE "quorum = 3\n"
+		 "propagation_window = 600\n"
 		 "[http]\n"
 		 "bind = [::]:8350\n"
 		 "token_file = %s\n"
@@ -444,6 +445,7 @@ test_http_notify(void **state)
 		dump(&errs);
 	assert_non_null(cfg);
 	assert_int_equal(cfg->quorum, 3);
+	assert_int_equal(cfg->propagation_window_s, 600);
 	assert_string_equal(cfg->http_bind, "[::]:8350");
 	assert_string_equal(cfg->http_token, "0123456789abcdef0123");
 	assert_string_equal(cfg->webhook_url, "http://127.0.0.1:9093/hook");

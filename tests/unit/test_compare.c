@@ -15,6 +15,7 @@
 
 #include "../lib/testcert.h"
 #include "compare.h"
+#include "incident.h"
 #include "store_pg.h"
 #include "pgschema.h"
 
@@ -818,6 +819,409 @@ test_pending(void **state)
 	    "1");
 }
 
+/* ---- the propagation rule ---- */
+
+/* With INTERVAL 300, a split is young for window + one interval = 900 s:
+ * in its first three rounds. */
+#define WINDOW	 600
+#define OLD_ID	 "20240101"
+#define NEW_ID	 "20240202"
+#define STS_SUBJ "_mta-sts." DOMAIN
+#define POL_SUBJ "mta-sts." DOMAIN
+
+/* What one vantage sees: the STS id (NULL: no TXT record), the first
+ * byte of the policy body's hash, the policy mode; skip: no result. */
+struct view {
+	const char *id;
+	unsigned char body;
+	const char *mode;
+	int skip;
+};
+
+#define V_OLD                                                                  \
+	{                                                                      \
+		OLD_ID, 0xab, "enforce", 0                                     \
+	}
+#define V_NEW_ID                                                               \
+	{                                                                      \
+		NEW_ID, 0xab, "enforce", 0                                     \
+	}
+#define V_NEW                                                                  \
+	{                                                                      \
+		NEW_ID, 0xcd, "enforce", 0                                     \
+	}
+#define V_TESTING                                                              \
+	{                                                                      \
+		NEW_ID, 0xcd, "testing", 0                                     \
+	}
+#define V_NOTXT                                                                \
+	{                                                                      \
+		NULL, 0xab, "enforce", 0                                       \
+	}
+#define V_NONE                                                                 \
+	{                                                                      \
+		NULL, 0, NULL, 1                                               \
+	}
+
+/*
+ * One round as the collector's analysis pass does it: every agent
+ * reports what v says, the round is compared with the propagation window
+ * and then folded (incident_pending), which moves domain_state forward
+ * for the next round.
+ */
+static void
+step(struct t *t, int64_t round, struct view v0, struct view v1, struct view v2)
+{
+	const struct view v[NAGENTS] = {v0, v1, v2};
+	struct compare_opts o = {.window_s = WINDOW, .interval_s = INTERVAL};
+	struct pr x;
+	size_t n;
+
+	for (int a = 0; a < NAGENTS; a++) {
+		if (v[a].skip)
+			continue;
+		pr_init(&x, round);
+		if (v[a].id == NULL)
+			x.r.sts_txt = NULL;
+		else
+			x.sts.id = (char *)v[a].id;
+		x.body_sha[0] = v[a].body;
+		x.pol.mode = (char *)v[a].mode;
+		put(t, a, &x);
+	}
+	assert_int_equal(compare_round(t->cmp, DOMAIN, round, &o, NULL), 0);
+	assert_int_equal(
+	    incident_pending(t->cmp, fx.now, INTERVAL, NULL, &n), 0);
+}
+
+/* The round's findings about the STS id and the policy body, each as
+ * "CODE severity subject {dissenters}", ';' between them. */
+static const char *
+changes(struct t *t, int64_t round)
+{
+	return q(t,
+	    "SELECT coalesce(string_agg(code || ' ' || severity || ' ' || "
+	    "subject || ' ' || dissenters::text, ';' ORDER BY subject, code), "
+	    "'') FROM vantage_findings WHERE round = %lld AND code IN "
+	    "('VANTAGE_DNS_MISMATCH', 'VANTAGE_POLICY_MISMATCH', "
+	    "'VANTAGE_CHANGE_PROPAGATING')",
+	    (long long)round);
+}
+
+static const char *
+detail(struct t *t, int64_t round, const char *subject)
+{
+	return q(t,
+	    "SELECT detail FROM vantage_findings WHERE round = %lld AND "
+	    "subject = '%s' AND code = 'VANTAGE_CHANGE_PROPAGATING'",
+	    (long long)round, subject);
+}
+
+/* The id bump reaches one vantage, then two, then all: info all along,
+ * and no incident above info. */
+static void
+test_change_propagating(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, n = V_NEW_ID;
+	int64_t r = t->round - 10;
+	char since[64];
+
+	step(t, r, o, o, o);
+	assert_string_equal(changes(t, r), "");
+	step(t, r + 1, o, n, o);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-2}");
+	/* Same matrix as the mismatch would have. */
+	assert_string_equal(
+	    q(t,
+		"SELECT matrix::text FROM vantage_findings WHERE round = "
+		"%lld",
+		(long long)(r + 1)),
+	    "{\"agent-1\": \"id=" OLD_ID "\", \"agent-2\": \"id=" NEW_ID
+	    "\", \"agent-3\": \"id=" OLD_ID "\"}");
+	assert_non_null(strstr(detail(t, r + 1, STS_SUBJ),
+	    "from \"id=" OLD_ID "\" to \"id=" NEW_ID "\""));
+	snprintf(since, sizeof(since), "since round %lld (0 s ago",
+	    (long long)(r + 1));
+	assert_non_null(strstr(detail(t, r + 1, STS_SUBJ), since));
+
+	/* The majority moves; agent-3's resolver still has the old record.
+	 * After this round's fold domain_state holds the new id. */
+	step(t, r + 2, n, n, o);
+	assert_string_equal(changes(t, r + 2),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-3}");
+	assert_string_equal(q(t, "SELECT value FROM domain_state WHERE kind "
+				 "= 'sts_id'"),
+	    NEW_ID);
+	/* Still the same change, told the same way round. */
+	step(t, r + 3, n, n, o);
+	assert_string_equal(changes(t, r + 3),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-3}");
+	assert_non_null(strstr(detail(t, r + 3, STS_SUBJ),
+	    "from \"id=" OLD_ID "\" to \"id=" NEW_ID "\""));
+	snprintf(since, sizeof(since), "since round %lld (600 s ago",
+	    (long long)(r + 1));
+	assert_non_null(strstr(detail(t, r + 3, STS_SUBJ), since));
+
+	step(t, r + 4, n, n, n);
+	assert_string_equal(changes(t, r + 4), "");
+	assert_int_equal(qn(t, "SELECT count(*) FROM incidents WHERE code "
+			       "LIKE 'VANTAGE%%' AND severity <> 'info'"),
+	    0);
+	assert_string_equal(q(t, "SELECT state FROM incidents WHERE code = "
+				 "'VANTAGE_CHANGE_PROPAGATING'"),
+	    "resolved");
+}
+
+/* A split that outlasts the window is the mismatch, and stays one; an
+ * inconclusive round does not restart the window. */
+static void
+test_change_beyond_window(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, n = V_NEW_ID, none = V_NONE;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, o, o);
+	for (int k = 1; k <= 5; k++) {
+		step(t, r + k, o, n, o);
+		assert_string_equal(changes(t, r + k),
+		    k <= 3 ? "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ
+			     " {agent-2}"
+			   : "VANTAGE_DNS_MISMATCH error " STS_SUBJ
+			     " {agent-2}");
+	}
+	step(t, r + 6, o, none, none);
+	assert_string_equal(q(t,
+				"SELECT state FROM round_status WHERE round "
+				"= %lld",
+				(long long)(r + 6)),
+	    "inconclusive");
+	step(t, r + 7, o, n, o);
+	assert_string_equal(changes(t, r + 7),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-2}");
+	assert_string_equal(q(t, "SELECT severity || ' ' || state FROM "
+				 "incidents WHERE code = "
+				 "'VANTAGE_DNS_MISMATCH'"),
+	    "error open");
+}
+
+/* A new policy body with a new id, converging: info for both. */
+static void
+test_change_policy_with_id(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, n = V_NEW;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, o, o);
+	step(t, r + 1, n, o, o);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-1};"
+	    "VANTAGE_CHANGE_PROPAGATING info " POL_SUBJ " {agent-1}");
+	assert_non_null(strstr(detail(t, r + 1, POL_SUBJ),
+	    "the policy body is changing from \"sha256=abab"));
+	assert_non_null(strstr(detail(t, r + 1, POL_SUBJ), "to \"sha256=cdab"));
+	step(t, r + 2, n, n, o);
+	assert_string_equal(changes(t, r + 2),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-3};"
+	    "VANTAGE_CHANGE_PROPAGATING info " POL_SUBJ " {agent-3}");
+	step(t, r + 3, n, n, n);
+	assert_string_equal(changes(t, r + 3), "");
+}
+
+/* A minority that fetches a weaker mode under a new id and body is what
+ * an attacker looks like: both mismatches at once. */
+static void
+test_change_downgrade_minority(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, d = V_TESTING;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, o, o);
+	step(t, r + 1, o, o, d);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-3};"
+	    "VANTAGE_POLICY_MISMATCH error " POL_SUBJ " {agent-3}");
+}
+
+/* The same downgrade reaching the majority first is the operator's
+ * change on its way. */
+static void
+test_change_downgrade_majority(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, d = V_TESTING;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, o, o);
+	step(t, r + 1, d, o, d);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-2};"
+	    "VANTAGE_CHANGE_PROPAGATING info " POL_SUBJ " {agent-2}");
+}
+
+/* The TXT record gone at one vantage: the mismatch at once. */
+static void
+test_change_txt_vanished(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, gone = V_NOTXT;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, o, o);
+	step(t, r + 1, o, gone, o);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-2}");
+	assert_string_equal(
+	    q(t,
+		"SELECT matrix->>'agent-2' FROM vantage_findings WHERE "
+		"round = %lld",
+		(long long)(r + 1)),
+	    "absent");
+}
+
+/* No previous agreement (the first round ever): the mismatch, as
+ * without the rule. */
+static void
+test_change_no_previous(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, n = V_NEW_ID;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, n, o);
+	assert_string_equal(
+	    changes(t, r), "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-2}");
+}
+
+/* Two new values: the mismatch. */
+static void
+test_change_two_new(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, n = V_NEW_ID,
+		    m = {"20240303", 0xab, "enforce", 0};
+	int64_t r = t->round - 10;
+
+	step(t, r, o, o, o);
+	step(t, r + 1, o, n, m);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-2,agent-3}");
+}
+
+/*
+ * Not a change at the vantage: agent-2 joins late and has seen its own
+ * id from the start (the split DNS view of tests/integration/vantage.py),
+ * or has seen it all along next to the others.  Both stay mismatches
+ * although the others agreed on the old id before.
+ */
+static void
+test_change_not_at_vantage(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, n = V_NEW_ID, none = V_NONE;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, none, o);
+	step(t, r + 1, o, n, o);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-2}");
+
+	r += 5;
+	step(t, r, o, n, o);
+	step(t, r + 1, o, n, o);
+	assert_string_equal(changes(t, r + 1),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-2}");
+}
+
+/* A vantage going back to the id everyone had before is a rollback, not
+ * a change on its way. */
+static void
+test_change_rollback(void **state)
+{
+	struct t *t = *state;
+	struct view o = V_OLD, n = V_NEW_ID;
+	int64_t r = t->round - 10;
+
+	step(t, r, o, o, o);
+	step(t, r + 1, n, n, n);
+	step(t, r + 2, n, o, n);
+	assert_string_equal(changes(t, r + 2),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-2}");
+}
+
+/* compare_pending hands its interval to the rule; the window defaults to
+ * an hour. */
+static void
+test_change_pending(void **state)
+{
+	struct t *t = *state;
+	size_t n;
+	struct pr x;
+
+	put_all_same(t, t->round - 2);
+	assert_int_equal(
+	    compare_pending(t->cmp, fx.now, INTERVAL, NULL, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(
+	    incident_pending(t->cmp, fx.now, INTERVAL, NULL, &n), 0);
+	for (int a = 0; a < NAGENTS; a++) {
+		pr_init(&x, t->round - 1);
+		if (a == 0)
+			x.sts.id = NEW_ID;
+		put(t, a, &x);
+	}
+	assert_int_equal(
+	    compare_pending(t->cmp, fx.now, INTERVAL, NULL, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(changes(t, t->round - 1),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-1}");
+	assert_non_null(strstr(detail(t, t->round - 1, STS_SUBJ),
+	    "propagation window 3600 s plus one interval of 300 s"));
+	/* Without an interval (compare_round, no options) the rule is off. */
+	sql(t, "DELETE FROM vantage_findings");
+	compare(t, t->round - 1, NULL);
+	assert_string_equal(changes(t, t->round - 1),
+	    "VANTAGE_DNS_MISMATCH error " STS_SUBJ " {agent-1}");
+}
+
+/* A query of the rule that fails fails the comparison: nothing of the
+ * round is written, and compare_pending would try it again. */
+static void
+test_change_query_failure(void **state)
+{
+	struct t *t = *state;
+	struct compare_opts o = {.window_s = WINDOW, .interval_s = INTERVAL};
+	struct view v = V_OLD, n = V_NEW_ID;
+	struct pr x;
+
+	step(t, t->round - 10, v, v, v);
+	sql(t, "ALTER TABLE domain_state RENAME TO domain_state_away");
+	for (int a = 0; a < NAGENTS; a++) {
+		pr_init(&x, t->round - 9);
+		if (a == 1)
+			x.sts.id = (char *)n.id;
+		put(t, a, &x);
+	}
+	assert_int_equal(
+	    compare_round(t->cmp, DOMAIN, t->round - 9, &o, NULL), -1);
+	assert_int_equal(qn(t, "SELECT count(*) FROM vantage_findings"), 0);
+	assert_string_equal(q(t,
+				"SELECT count(*) FROM round_status WHERE "
+				"round = %lld",
+				(long long)(t->round - 9)),
+	    "0");
+	/* Back: the same round compares. */
+	sql(t, "ALTER TABLE domain_state_away RENAME TO domain_state");
+	assert_int_equal(
+	    compare_round(t->cmp, DOMAIN, t->round - 9, &o, NULL), 0);
+	assert_string_equal(changes(t, t->round - 9),
+	    "VANTAGE_CHANGE_PROPAGATING info " STS_SUBJ " {agent-2}");
+}
+
 int
 main(void)
 {
@@ -846,6 +1250,30 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_severity_rule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_propagating, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_beyond_window, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_policy_with_id, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_downgrade_minority, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_downgrade_majority, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_txt_vanished, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_no_previous, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_two_new, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_not_at_vantage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_rollback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_pending, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_change_query_failure, setup, teardown),
 	};
 
 	fx.conninfo = getenv("MTASTS_TEST_PG");
