@@ -15,6 +15,7 @@
 #include "errbuf.h"
 #include "incident.h"
 #include "log.h"
+#include "pgconn.h"
 
 struct analysis {
 	char *conninfo;
@@ -31,18 +32,28 @@ struct analysis {
 	PGconn *conn; /* the thread's only */
 };
 
-/* 0 with a usable connection, -1 (logged) when the database is away. */
+/*
+ * 0 with a usable connection, -1 (logged) when the database is away.  A
+ * stop waits for the pass in progress, so every wait of the pass is
+ * bounded: connecting, and each statement (a fold queued behind another
+ * collector's lock fails and is retried at the next tick).
+ */
 static int
 s_connect(struct analysis *a)
 {
-	if (a->conn == NULL)
-		a->conn = PQconnectdb(a->conninfo);
-	else if (PQstatus(a->conn) != CONNECTION_OK)
-		PQreset(a->conn);
+	char err[512];
+
 	if (a->conn != NULL && PQstatus(a->conn) == CONNECTION_OK)
 		return 0;
-	log_warnx("analysis: event=db_unavailable error=\"%s\"",
-	    a->conn ? PQerrorMessage(a->conn) : "out of memory");
+	if (a->conn != NULL) {
+		PQfinish(a->conn);
+		a->conn = NULL;
+	}
+	a->conn = pgconn_open(a->conninfo, "mtasts-collector-analysis",
+	    ANALYSIS_STATEMENT_TIMEOUT_MS, err, sizeof(err));
+	if (a->conn != NULL)
+		return 0;
+	log_warnx("analysis: event=db_unavailable error=\"%s\"", err);
 	return -1;
 }
 

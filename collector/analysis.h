@@ -17,7 +17,8 @@
  * connection is reopened then.
  */
 
-#define ANALYSIS_MIN_EVERY_S 5
+#define ANALYSIS_MIN_EVERY_S	      5
+#define ANALYSIS_STATEMENT_TIMEOUT_MS 120000
 
 struct analysis_opts {
 	const char *conninfo; /* copied */

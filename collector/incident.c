@@ -152,11 +152,22 @@ static const char q_resolve[] =
     "INSERT INTO incident_events (incident_id, kind, severity, stage) "
     "SELECT id, 'resolve', severity, stage FROM r";
 
+/*
+ * An ack that repeats the incident's current one (the same POST sent
+ * twice, a script in a loop) writes no event: each event is a message to
+ * the SOC.  Answers (incidents found, events written).
+ */
 static const char q_ack[] =
-    "WITH a AS (UPDATE incidents SET acked_at = now(), acked_by = $2, "
-    "ack_note = $3 WHERE id = $1::bigint RETURNING id, severity, stage) "
-    "INSERT INTO incident_events (incident_id, kind, severity, stage) "
-    "SELECT id, 'ack', severity, stage FROM a";
+    "WITH old AS (SELECT id, acked_by, ack_note FROM incidents "
+    "WHERE id = $1::bigint FOR UPDATE), "
+    "a AS (UPDATE incidents i SET acked_at = now(), acked_by = $2, "
+    "ack_note = $3 FROM old WHERE i.id = old.id RETURNING i.id, "
+    "i.severity, i.stage, (old.acked_by, old.ack_note) IS DISTINCT FROM "
+    "($2::text, $3::text) AS changed), "
+    "e AS (INSERT INTO incident_events (incident_id, kind, severity, "
+    "stage) SELECT id, 'ack', severity, stage FROM a WHERE changed "
+    "RETURNING 1) "
+    "SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM e)";
 
 /*
  * Agent health as findings (enum obs_col), $1 now, $2 interval, $3 the
@@ -416,8 +427,15 @@ s_fold_findings(struct fold *f, const char *state, int64_t known_rounds)
 	PGresult *ctx = NULL, *obs = NULL, *open = NULL;
 	int rc = -1;
 
-	if (history_round(f->conn, f->domain, strtoll(f->round_s, NULL, 10),
-		known_rounds, NULL) == -1 ||
+	/*
+	 * Only a conclusive round moves what the domain is known to be: in a
+	 * round where one vantage alone completed, that vantage (perhaps the
+	 * attacked one) would otherwise rewrite the state and raise
+	 * cross-round alarms on its own word.
+	 */
+	if ((strcmp(state, "compared") == 0 &&
+		history_round(f->conn, f->domain, strtoll(f->round_s, NULL, 10),
+		    known_rounds, NULL) == -1) ||
 	    (ctx = s_query(f->conn, "round", q_round, 2, p)) == NULL ||
 	    (obs = s_query(f->conn, "findings", q_findings, 3, p)) == NULL)
 		goto out;
@@ -605,7 +623,7 @@ incident_ack(PGconn *conn, int64_t id, const char *who, const char *note)
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
-	rc = strcmp(PQcmdTuples(res), "0") == 0 ? 1 : 0;
+	rc = strcmp(PQgetvalue(res, 0, 0), "0") == 0 ? 1 : 0;
 	PQclear(res);
 	if (s_commit(conn) == -1)
 		return -1;

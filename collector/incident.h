@@ -70,7 +70,8 @@ int incident_pending(PGconn *conn, time_t now, uint32_t interval_s,
 
 /*
  * Sets acked_at (now), acked_by and ack_note of incident id and writes an
- * 'ack' event; acking again overwrites and writes another event.  who and
+ * 'ack' event; acking again overwrites, and writes another event only when
+ * who or note changed.  who and
  * note are borrowed, UTF-8, at most INCIDENT_ACK_WHO_MAX and
  * INCIDENT_ACK_NOTE_MAX bytes; note may be NULL.  Returns 0, 1 when
  * there is no such incident, or -1 with the reason logged.

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <czmq.h>
+#include <curl/curl.h>
 
 #include "collector_config.h"
 #include "analysis.h"
@@ -181,34 +182,42 @@ s_auth_curve(zactor_t *auth, const char *dir)
 }
 
 /*
- * The HTTP API and the notifiers run on threads of their own with their
- * own database connections, so neither a slow report nor a hanging
- * webhook ever holds up ingest.  A failure to start them is logged and
- * leaves the collector running without them: results matter more.
+ * The HTTP API, the notifiers and the analysis run on threads of their
+ * own with their own database connections, so neither a slow report, a
+ * hanging webhook nor a long fold ever holds up ingest.  A failure to
+ * start one is logged and leaves the collector running without it:
+ * results matter more.  Bit flags name them for a reload.
  */
+enum { SVC_HTTP = 1, SVC_NOTIFY = 2, SVC_ANALYSIS = 4, SVC_ALL = 7 };
+
 static void
-s_services_start(struct collector *c)
+s_http_start(struct collector *c)
+{
+	const struct collector_config *cfg = c->cfg;
+	struct http_api_opts ho = {0};
+	char err[256];
+
+	if (cfg->http_bind == NULL)
+		return;
+	ho.bind = cfg->http_bind;
+	ho.conninfo = cfg->database;
+	ho.token = cfg->http_token;
+	ho.silent_after_s = 2L * cfg->interval_s;
+	if ((c->http = http_api_start(&ho, err, sizeof(err))) == NULL)
+		log_warnx("http: event=start_failed bind=%s error=\"%s\"",
+		    cfg->http_bind, err);
+	else
+		log_warnx("http: event=listening bind=%s port=%u",
+		    cfg->http_bind, http_api_port(c->http));
+}
+
+static void
+s_notify_start(struct collector *c)
 {
 	const struct collector_config *cfg = c->cfg;
 	struct notify_opts no = {0};
-	struct analysis_opts ao = {0};
 	char err[256];
 
-	if (cfg->http_bind != NULL) {
-		struct http_api_opts ho = {0};
-
-		ho.bind = cfg->http_bind;
-		ho.conninfo = cfg->database;
-		ho.token = cfg->http_token;
-		ho.silent_after_s = 2L * cfg->interval_s;
-		if ((c->http = http_api_start(&ho, err, sizeof(err))) == NULL)
-			log_warnx(
-			    "http: event=start_failed bind=%s error=\"%s\"",
-			    cfg->http_bind, err);
-		else
-			log_warnx("http: event=listening bind=%s port=%u",
-			    cfg->http_bind, http_api_port(c->http));
-	}
 	no.conninfo = cfg->database;
 	no.webhook_url = cfg->webhook_url;
 	no.webhook_timeout_s = cfg->webhook_timeout_s;
@@ -223,6 +232,15 @@ s_services_start(struct collector *c)
 	no.external_url = cfg->external_url;
 	if ((c->notify = notify_start(&no, err, sizeof(err))) == NULL)
 		log_warnx("notify: event=start_failed error=\"%s\"", err);
+}
+
+static void
+s_analysis_start(struct collector *c)
+{
+	const struct collector_config *cfg = c->cfg;
+	struct analysis_opts ao = {0};
+	char err[256];
+
 	ao.conninfo = cfg->database;
 	ao.interval_s = cfg->interval_s;
 	ao.quorum = cfg->quorum;
@@ -233,12 +251,70 @@ s_services_start(struct collector *c)
 }
 
 static void
-s_services_stop(struct collector *c)
+s_services_start(struct collector *c, int which)
+{
+	/* Signals stay with the main thread, whatever each module does. */
+	s_block(1);
+	if (which & SVC_HTTP)
+		s_http_start(c);
+	if (which & SVC_NOTIFY)
+		s_notify_start(c);
+	if (which & SVC_ANALYSIS)
+		s_analysis_start(c);
+	s_block(0);
+}
+
+static void
+s_services_stop(struct collector *c, int which)
 {
 	/* The analysis wakes the notifiers: it goes first. */
-	analysis_stop(&c->analysis);
-	http_api_stop(&c->http);
-	notify_stop(&c->notify);
+	if (which & SVC_ANALYSIS)
+		analysis_stop(&c->analysis);
+	if (which & SVC_HTTP)
+		http_api_stop(&c->http);
+	if (which & SVC_NOTIFY)
+		notify_stop(&c->notify);
+}
+
+static int
+s_same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) ||
+	       (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * The services whose settings differ between two configurations.  Only
+ * those restart on a reload: restarting a notifier abandons a delivery in
+ * flight (sent again later), and a restarted API refuses requests for a
+ * moment, so a SIGHUP from configuration management that changed nothing
+ * must not cost either.
+ */
+static int
+s_services_changed(
+    const struct collector_config *o, const struct collector_config *n)
+{
+	int which = 0;
+
+	if (!s_same(o->database, n->database))
+		return SVC_ALL;
+	if (!s_same(o->http_bind, n->http_bind) ||
+	    !s_same(o->http_token, n->http_token) ||
+	    o->interval_s != n->interval_s)
+		which |= SVC_HTTP;
+	if (!s_same(o->webhook_url, n->webhook_url) ||
+	    !s_same(o->webhook_token, n->webhook_token) ||
+	    o->webhook_timeout_s != n->webhook_timeout_s ||
+	    !s_same(o->webhook_ca_file, n->webhook_ca_file) ||
+	    !s_same(o->external_url, n->external_url) ||
+	    !s_same(o->syslog, n->syslog) ||
+	    !s_same(o->syslog_format, n->syslog_format) ||
+	    o->syslog_facility != n->syslog_facility)
+		which |= SVC_NOTIFY | SVC_ANALYSIS; /* it holds the notifier */
+	if (o->interval_s != n->interval_s || o->quorum != n->quorum ||
+	    o->propagation_window_s != n->propagation_window_s)
+		which |= SVC_ANALYSIS;
+	return which;
 }
 
 static int
@@ -258,8 +334,8 @@ s_start(struct collector *c)
 		    c->cfg->allow_dir);
 	if ((c->store = s_store_open(c->cfg)) == NULL)
 		return -1;
-	/* After the migrations: both read the tables they made. */
-	s_services_start(c);
+	/* After the migrations: they read the tables those made. */
+	s_services_start(c, SVC_ALL);
 
 	s_block(1);
 	zsys_set_logstream(stderr);
@@ -320,7 +396,7 @@ s_start(struct collector *c)
 static void
 s_stop(struct collector *c)
 {
-	s_services_stop(c);
+	s_services_stop(c, SVC_ALL);
 	ingest_destroy(&c->ingest);
 	zsock_destroy(&c->router);
 	zactor_destroy(&c->auth);
@@ -341,6 +417,7 @@ s_reload(struct collector *c)
 	struct keys_allow *allow;
 	struct ingest_config ic;
 	char err[256];
+	int changed;
 
 	if ((cfg = collector_config_load(c->cfg->path, &errs)) == NULL) {
 		for (size_t i = 0; i < errs.n; i++)
@@ -376,14 +453,14 @@ s_reload(struct collector *c)
 	c->allow = allow;
 	s_ingest_config(cfg, &ic);
 	ingest_set_config(c->ingest, &ic);
+	/* [http], [notify], interval, quorum and the window take effect at
+	 * once; cursors and folds live in the database. */
+	changed = s_services_changed(c->cfg, cfg);
+	s_services_stop(c, changed);
 	/* The running socket still uses the old key; keep it for the log. */
 	collector_config_free(&c->cfg);
 	c->cfg = cfg;
-	/* [http], [notify], interval and quorum take effect at once;
-	 * cursors and folds live in the database, so restarting the threads
-	 * loses nothing. */
-	s_services_stop(c);
-	s_services_start(c);
+	s_services_start(c, changed);
 	log_warnx("reloaded config=%s allowed_agents=%zu interval=%u credit=%u "
 		  "batch=%u retention_days=%u",
 	    cfg->path, keys_allow_count(allow), cfg->interval_s, cfg->credit,
@@ -580,6 +657,16 @@ main(int argc, char **argv)
 		collector_config_free(&c.cfg);
 		return 2;
 	}
+	/*
+	 * Once, before any thread: curl's global state is not thread-safe
+	 * to set up, and the notifiers' own init/cleanup pairs (restarted on
+	 * reload) then only move its reference count.
+	 */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_warnx("curl_global_init failed");
+		collector_config_free(&c.cfg);
+		return 2;
+	}
 	log_warnx("starting config=%s key=%s bind=%s", path, c.cfg->public_txt,
 	    c.cfg->bind);
 	if (s_start(&c) == 0)
@@ -587,5 +674,6 @@ main(int argc, char **argv)
 	else if (got_term)
 		rc = 0; /* stopped while waiting for the database */
 	s_stop(&c);
+	curl_global_cleanup();
 	return rc;
 }
