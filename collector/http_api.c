@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "collector_config.h"
+#include "errbuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "plot.h"
@@ -778,18 +779,6 @@ s_mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- start and stop ---- */
 
-static void __attribute__((format(printf, 3, 4)))
-s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 struct http_api *
 http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 {
@@ -807,15 +796,15 @@ http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 	sigset_t all, old;
 
 	if (opts->conninfo == NULL || opts->conninfo[0] == '\0') {
-		s_err(err, errlen, "http: no database conninfo");
+		errbuf_set(err, errlen, "http: no database conninfo");
 		return NULL;
 	}
 	memset(&ss, 0, sizeof(ss));
 	if (collector_config_split_hostport(bind, host, sizeof(host), &port) ==
 		-1 ||
 	    port > 65535) {
-		s_err(err, errlen, "http: bind %s: want IP:PORT or [IPv6]:PORT",
-		    bind);
+		errbuf_set(err, errlen,
+		    "http: bind %s: want IP:PORT or [IPv6]:PORT", bind);
 		return NULL;
 	}
 	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
@@ -828,12 +817,12 @@ http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 		loopback = IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
 		flags |= MHD_USE_IPv6;
 	} else {
-		s_err(
+		errbuf_set(
 		    err, errlen, "http: bind %s: not a numeric address", bind);
 		return NULL;
 	}
 	if (!loopback && (opts->token == NULL || opts->token[0] == '\0')) {
-		s_err(err, errlen,
+		errbuf_set(err, errlen,
 		    "http: bind %s is not a loopback address: a token is "
 		    "required",
 		    bind);
@@ -842,7 +831,7 @@ http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 	if ((api = calloc(1, sizeof(*api))) == NULL ||
 	    (api->conninfo = strdup(opts->conninfo)) == NULL) {
 		free(api);
-		s_err(err, errlen, "http: out of memory");
+		errbuf_set(err, errlen, "http: out of memory");
 		return NULL;
 	}
 	if (opts->token != NULL && opts->token[0] != '\0') {
@@ -851,7 +840,7 @@ http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 			api->token_hash, NULL, EVP_sha256(), NULL) != 1) {
 			free(api->conninfo);
 			free(api);
-			s_err(err, errlen, "http: cannot hash the token");
+			errbuf_set(err, errlen, "http: cannot hash the token");
 			return NULL;
 		}
 	}
@@ -859,7 +848,7 @@ http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 	if (pthread_mutex_init(&api->mu, NULL) != 0) {
 		free(api->conninfo);
 		free(api);
-		s_err(err, errlen, "http: mutex");
+		errbuf_set(err, errlen, "http: mutex");
 		return NULL;
 	}
 	/* The thread inherits the mask: signals stay with the caller. */
@@ -879,7 +868,7 @@ http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 		pthread_mutex_destroy(&api->mu);
 		free(api->conninfo);
 		free(api);
-		s_err(err, errlen, "http: cannot listen on %s", bind);
+		errbuf_set(err, errlen, "http: cannot listen on %s", bind);
 		return NULL;
 	}
 	info = MHD_get_daemon_info(api->mhd, MHD_DAEMON_INFO_BIND_PORT);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "strbuf.h"
 
 /*
  * Every family, its labels and meaning are in docs/metrics.md; the names
@@ -150,46 +151,7 @@ static const char q_domains[] =
     "SELECT count(*) FILTER (WHERE removed_at IS NULL), "
     "count(*) FILTER (WHERE removed_at IS NOT NULL) FROM domains";
 
-/* ---- the output buffer, capped at METRICS_MAX_BYTES ---- */
-
-struct mbuf {
-	char *p;
-	size_t len, cap;
-	int oom, full;
-};
-
-static void
-s_addn(struct mbuf *b, const char *s, size_t n)
-{
-	if (b->oom || b->full)
-		return;
-	if (n >= METRICS_MAX_BYTES - b->len) {
-		b->full = 1;
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 65536;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-s_puts(struct mbuf *b, const char *s)
-{
-	s_addn(b, s, strlen(s));
-}
+/* ---- the exposition: a strbuf capped at METRICS_MAX_BYTES ---- */
 
 /*
  * Length of the well-formed UTF-8 sequence at s (n bytes available), or 0
@@ -236,7 +198,7 @@ s_utf8_len(const unsigned char *s, size_t n)
  * values) the double quote; bytes that are not UTF-8 become U+FFFD.
  */
 static void
-s_escaped(struct mbuf *b, const char *s, int quote)
+s_escaped(struct strbuf *b, const char *s, int quote)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t n = strlen(s), i = 0;
@@ -247,23 +209,23 @@ s_escaped(struct mbuf *b, const char *s, int quote)
 		while (run < n && u[run] >= 0x20 && u[run] < 0x80 &&
 		       u[run] != '\\' && u[run] != '"')
 			run++;
-		s_addn(b, s + i, run - i);
+		strbuf_addn(b, s + i, run - i);
 		if ((i = run) == n)
 			break;
 		if (u[i] == '\\') {
-			s_puts(b, "\\\\");
+			strbuf_add(b, "\\\\");
 			i++;
 		} else if (u[i] == '"') {
-			s_puts(b, quote ? "\\\"" : "\"");
+			strbuf_add(b, quote ? "\\\"" : "\"");
 			i++;
 		} else if (u[i] == '\n') {
-			s_puts(b, "\\n");
+			strbuf_add(b, "\\n");
 			i++;
 		} else if ((len = s_utf8_len(u + i, n - i)) == 0) {
-			s_puts(b, "\xef\xbf\xbd");
+			strbuf_add(b, "\xef\xbf\xbd");
 			i++;
 		} else {
-			s_addn(b, s + i, len);
+			strbuf_addn(b, s + i, len);
 			i += len;
 		}
 	}
@@ -275,17 +237,17 @@ struct lbl {
 };
 
 static void
-s_family(struct mbuf *b, const char *name, const char *type, const char *help)
+s_family(struct strbuf *b, const char *name, const char *type, const char *help)
 {
-	s_puts(b, "# HELP ");
-	s_puts(b, name);
-	s_puts(b, " ");
+	strbuf_add(b, "# HELP ");
+	strbuf_add(b, name);
+	strbuf_add(b, " ");
 	s_escaped(b, help, 0);
-	s_puts(b, "\n# TYPE ");
-	s_puts(b, name);
-	s_puts(b, " ");
-	s_puts(b, type);
-	s_puts(b, "\n");
+	strbuf_add(b, "\n# TYPE ");
+	strbuf_add(b, name);
+	strbuf_add(b, " ");
+	strbuf_add(b, type);
+	strbuf_add(b, "\n");
 }
 
 /*
@@ -307,25 +269,25 @@ s_number_ok(const char *v)
 
 /* One sample; a value that is not a plain number is written NaN. */
 static void
-s_sample(struct mbuf *b, const char *metric, const struct lbl *l, size_t n,
+s_sample(struct strbuf *b, const char *metric, const struct lbl *l, size_t n,
     const char *value)
 {
-	s_puts(b, metric);
+	strbuf_add(b, metric);
 	for (size_t i = 0; i < n; i++) {
-		s_puts(b, i == 0 ? "{" : ",");
-		s_puts(b, l[i].name);
-		s_puts(b, "=\"");
+		strbuf_add(b, i == 0 ? "{" : ",");
+		strbuf_add(b, l[i].name);
+		strbuf_add(b, "=\"");
 		s_escaped(b, l[i].value, 1);
-		s_puts(b, "\"");
+		strbuf_add(b, "\"");
 	}
-	s_puts(b, n > 0 ? "} " : " ");
-	s_puts(b, value != NULL && s_number_ok(value) ? value : "NaN");
-	s_puts(b, "\n");
+	strbuf_add(b, n > 0 ? "} " : " ");
+	strbuf_add(b, value != NULL && s_number_ok(value) ? value : "NaN");
+	strbuf_add(b, "\n");
 }
 
 static void
-s_sample_u64(struct mbuf *b, const char *metric, const struct lbl *l, size_t n,
-    uint64_t value)
+s_sample_u64(struct strbuf *b, const char *metric, const struct lbl *l,
+    size_t n, uint64_t value)
 {
 	char v[24];
 
@@ -550,7 +512,7 @@ static const struct probe_family probe_families[] = {
 
 static void
 s_render_probe(
-    struct mbuf *b, const struct db *db, const struct probe_family *f)
+    struct strbuf *b, const struct db *db, const struct probe_family *f)
 {
 	int n = PQntuples(db->probe);
 	PGresult *r = db->probe;
@@ -591,7 +553,7 @@ s_render_probe(
 
 /* Error, warning and info findings of the latest probe, one family. */
 static void
-s_render_findings(struct mbuf *b, const struct db *db)
+s_render_findings(struct strbuf *b, const struct db *db)
 {
 	static const char *const sev[3] = {"error", "warning", "info"};
 	const char *name = "mtastswatch_probe_findings";
@@ -618,7 +580,7 @@ s_render_findings(struct mbuf *b, const struct db *db)
 
 /* q_rounds: one family per column. */
 static void
-s_render_rounds(struct mbuf *b, const struct db *db)
+s_render_rounds(struct strbuf *b, const struct db *db)
 {
 	static const struct {
 		const char *name, *help;
@@ -656,7 +618,7 @@ s_render_rounds(struct mbuf *b, const struct db *db)
 }
 
 static void
-s_render_incidents(struct mbuf *b, const struct db *db)
+s_render_incidents(struct strbuf *b, const struct db *db)
 {
 	const char *name = "mtastswatch_incidents_open";
 
@@ -693,7 +655,7 @@ s_render_incidents(struct mbuf *b, const struct db *db)
 }
 
 static void
-s_render_agents(struct mbuf *b, const struct db *db)
+s_render_agents(struct strbuf *b, const struct db *db)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -725,7 +687,7 @@ s_render_agents(struct mbuf *b, const struct db *db)
 }
 
 static void
-s_render_collector(struct mbuf *b, const struct ingest_counters *ic)
+s_render_collector(struct strbuf *b, const struct ingest_counters *ic)
 {
 	const char *name;
 
@@ -764,7 +726,7 @@ metrics_render(PGconn *conn, const struct ingest_counters *ic, time_t now,
     char **out, size_t *outlen, char *err, size_t errlen)
 {
 	const char *name = "mtastswatch_metrics_database_success";
-	struct mbuf b = {0};
+	struct strbuf b;
 	struct db db = {0};
 	int db_ok;
 
@@ -776,6 +738,7 @@ metrics_render(PGconn *conn, const struct ingest_counters *ic, time_t now,
 	}
 	*out = NULL;
 	*outlen = 0;
+	strbuf_init(&b, METRICS_MAX_BYTES);
 	if (conn == NULL)
 		errbuf_set(err, errlen, "metrics: no database connection");
 	db_ok = conn != NULL && s_db_read(conn, now, &db, err, errlen) == 0;
@@ -797,13 +760,11 @@ metrics_render(PGconn *conn, const struct ingest_counters *ic, time_t now,
 	    "here.");
 	s_sample(&b, name, NULL, 0, db_ok ? "1" : "0");
 	s_db_free(&db);
-	if (b.oom || b.full) {
+	if ((*out = strbuf_steal(&b, outlen)) == NULL) {
 		errbuf_set(err, errlen, "metrics: %s",
-		    b.oom ? "out of memory" : "exposition over 64 MiB");
-		free(b.p);
+		    strbuf_failed(&b) == STRBUF_FULL ? "exposition over 64 MiB"
+						     : "out of memory");
 		return -1;
 	}
-	*out = b.p;
-	*outlen = b.len;
 	return 0;
 }

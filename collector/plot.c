@@ -1,7 +1,6 @@
 /* plot.c -- one domain's certificate expiry and vantage agreement as SVG. */
 #include "plot.h"
 
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +8,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "strbuf.h"
 
 /*
  * The document is plain SVG 1.1: no script, no style sheet, no link, no
@@ -170,67 +170,10 @@ static const char q_findings[] =
     "WHEN 'warning' THEN 1 ELSE 2 END, code, subject "
     "LIMIT " STR(PLOT_MAX_FINDINGS);
 
-/* ---- the output buffer ---- */
+/* ---- the document: a strbuf capped at PLOT_MAX_BYTES ---- */
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom, full;
-};
-
-static void
-s_addn(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom || b->full)
-		return;
-	if (n >= PLOT_MAX_BYTES - b->len) {
-		b->full = 1;
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 16384;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-s_puts(struct sbuf *b, const char *s)
-{
-	s_addn(b, s, strlen(s));
-}
-
-/* Only for numbers and constant markup: text from the database goes
- * through s_xml. */
-static void s_printf(struct sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void
-s_printf(struct sbuf *b, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		b->oom = 1; /* a format too long for markup: a bug */
-		return;
-	}
-	s_addn(b, buf, (size_t)n);
-}
+/* strbuf_printf is only for numbers and constant markup: text from the
+ * database goes through s_xml. */
 
 /*
  * The code point of the well-formed UTF-8 sequence at s (n bytes
@@ -280,7 +223,7 @@ s_utf8(const unsigned char *s, size_t n, uint32_t *cp)
  * UTF-8) as U+FFFD, so the document stays well-formed whatever is stored.
  */
 static void
-s_xml(struct sbuf *b, const char *s, size_t max)
+s_xml(struct strbuf *b, const char *s, size_t max)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t n = strlen(s), i = 0, chars = 0;
@@ -290,36 +233,36 @@ s_xml(struct sbuf *b, const char *s, size_t max)
 		size_t len = s_utf8(u + i, n - i, &cp);
 
 		if (chars++ == max) {
-			s_puts(b, "\xe2\x80\xa6");
+			strbuf_add(b, "\xe2\x80\xa6");
 			return;
 		}
 		if (len == 0) {
-			s_puts(b, "\xef\xbf\xbd");
+			strbuf_add(b, "\xef\xbf\xbd");
 			i++;
 			continue;
 		}
 		switch (cp) {
 		case '&':
-			s_puts(b, "&amp;");
+			strbuf_add(b, "&amp;");
 			break;
 		case '<':
-			s_puts(b, "&lt;");
+			strbuf_add(b, "&lt;");
 			break;
 		case '>':
-			s_puts(b, "&gt;");
+			strbuf_add(b, "&gt;");
 			break;
 		case '"':
-			s_puts(b, "&quot;");
+			strbuf_add(b, "&quot;");
 			break;
 		case '\'':
-			s_puts(b, "&apos;");
+			strbuf_add(b, "&apos;");
 			break;
 		default:
 			if ((cp < 0x20 && cp != '\t') || cp == 0xfffe ||
 			    cp == 0xffff)
-				s_puts(b, "\xef\xbf\xbd");
+				strbuf_add(b, "\xef\xbf\xbd");
 			else
-				s_addn(b, s + i, len);
+				strbuf_addn(b, s + i, len);
 		}
 		i += len;
 	}
@@ -679,7 +622,7 @@ s_axis(const struct plot *p, struct axis *a)
 }
 
 static void
-s_chart(struct sbuf *b, const struct plot *p)
+s_chart(struct strbuf *b, const struct plot *p)
 {
 	static const struct {
 		int days;
@@ -689,12 +632,12 @@ s_chart(struct sbuf *b, const struct plot *p)
 	double step;
 
 	s_axis(p, &a);
-	s_printf(b,
+	strbuf_printf(b,
 	    "<g class=\"expiry\"><text x=\"%.0f\" y=\"%.0f\" "
 	    "font-weight=\"bold\">Leaf certificate: days left, last %d "
 	    "days</text>\n",
 	    CHART_X, CHART_Y - 12, PLOT_DAYS);
-	s_printf(b,
+	strbuf_printf(b,
 	    "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" "
 	    "fill=\"#fafafa\" stroke=\"#999\"/>\n",
 	    CHART_X, CHART_Y, CHART_W, CHART_H);
@@ -709,7 +652,7 @@ s_chart(struct sbuf *b, const struct plot *p)
 	     d += step) {
 		if (d < a.dmin)
 			continue;
-		s_printf(b,
+		strbuf_printf(b,
 		    "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" "
 		    "stroke=\"#e0e0e0\"/><text x=\"%.0f\" y=\"%.1f\" "
 		    "text-anchor=\"end\" fill=\"#555\">%.0f</text>\n",
@@ -724,13 +667,13 @@ s_chart(struct sbuf *b, const struct plot *p)
 
 		if (gmtime_r(&t, &tm) != NULL)
 			strftime(date, sizeof(date), "%Y-%m-%d", &tm);
-		s_printf(b,
+		strbuf_printf(b,
 		    "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\" "
 		    "fill=\"#555\">%s</text>\n",
 		    s_x(&a, (double)t), CHART_Y + CHART_H + 16, date);
 	}
 	for (size_t i = 0; i < sizeof(thr) / sizeof(thr[0]); i++)
-		s_printf(b,
+		strbuf_printf(b,
 		    "<g class=\"threshold\" data-days=\"%d\"><line x1=\"%.0f\" "
 		    "y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"%s\" "
 		    "stroke-dasharray=\"6 4\"/><text x=\"%.0f\" y=\"%.1f\" "
@@ -740,12 +683,12 @@ s_chart(struct sbuf *b, const struct plot *p)
 		    CHART_X + CHART_W + 4, s_y(&a, thr[i].days) + 4,
 		    thr[i].colour, thr[i].days);
 	if (a.dmin < 0)
-		s_printf(b,
+		strbuf_printf(b,
 		    "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" "
 		    "stroke=\"#000\"/>\n",
 		    CHART_X, s_y(&a, 0), CHART_X + CHART_W, s_y(&a, 0));
 	if (p->nhost == 0)
-		s_printf(b,
+		strbuf_printf(b,
 		    "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\" "
 		    "fill=\"#555\">no certificate stored in %d days</text>\n",
 		    CHART_X + CHART_W / 2, CHART_Y + CHART_H / 2, PLOT_DAYS);
@@ -754,85 +697,86 @@ s_chart(struct sbuf *b, const struct plot *p)
 		const struct host *hs = &p->host[h];
 		int last = hs->first + hs->n - 1;
 
-		s_puts(b, "<g class=\"host\" data-host=\"");
+		strbuf_add(b, "<g class=\"host\" data-host=\"");
 		s_xml(b, hs->name, PLOT_TITLE_CHARS);
-		s_printf(b, "\"><title>");
+		strbuf_printf(b, "\"><title>");
 		s_xml(b, hs->role, 8);
-		s_puts(b, " ");
+		strbuf_add(b, " ");
 		s_xml(b, hs->name, PLOT_TITLE_CHARS);
-		s_printf(b,
+		strbuf_printf(b,
 		    "</title>\n<polyline fill=\"none\" stroke=\"%s\" "
 		    "stroke-width=\"2\" points=\"",
 		    palette[h]);
 		/* Straight lines between sparse points are right as long as
 		 * the leaf stayed: days left fall linearly. */
 		for (int i = hs->first; i <= last; i++)
-			s_printf(b, "%s%.1f,%.1f", i > hs->first ? " " : "",
+			strbuf_printf(b, "%s%.1f,%.1f",
+			    i > hs->first ? " " : "",
 			    s_x(&a, (double)strtoll(
 					PQgetvalue(p->expiry, i, 2), NULL, 10)),
 			    s_y(&a, s_days(p, i)));
-		s_printf(b,
+		strbuf_printf(b,
 		    "\"/>\n<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" "
 		    "fill=\"%s\"/></g>\n",
 		    s_x(&a, (double)strtoll(
 				PQgetvalue(p->expiry, last, 2), NULL, 10)),
 		    s_y(&a, s_days(p, last)), palette[h]);
 		/* legend */
-		s_printf(b,
+		strbuf_printf(b,
 		    "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" "
 		    "fill=\"%s\"/><text x=\"%.0f\" y=\"%.0f\">",
 		    LEGEND_X, CHART_Y + 18.0 * (double)h, palette[h],
 		    LEGEND_X + 18, CHART_Y + 18.0 * (double)h + 10);
 		s_xml(b, hs->name, PLOT_LABEL_CHARS - 8);
-		s_printf(b, " (%s) %.0f d</text>\n",
+		strbuf_printf(b, " (%s) %.0f d</text>\n",
 		    strcmp(hs->role, "policy") == 0 ? "policy" : "mx",
 		    s_days(p, last));
 	}
 	if (p->hosts_left > 0)
-		s_printf(b,
+		strbuf_printf(b,
 		    "<text x=\"%.0f\" y=\"%.0f\" fill=\"#555\">%zu more "
 		    "host%s not shown</text>\n",
 		    LEGEND_X, CHART_Y + 18.0 * (double)p->nhost + 10,
 		    p->hosts_left, p->hosts_left == 1 ? "" : "s");
-	s_puts(b, "</g>\n");
+	strbuf_add(b, "</g>\n");
 }
 
 /* The text a cell shows: a hash's first 8 hex digits, else the value. */
 static void
-s_cell_text(struct sbuf *b, const struct mrow *m, const char *key)
+s_cell_text(struct strbuf *b, const struct mrow *m, const char *key)
 {
 	size_t n = strspn(key, "0123456789abcdef");
 
 	if (m->hash && n >= 8 && key[n] == '\0')
-		s_addn(b, key, 8);
+		strbuf_addn(b, key, 8);
 	else
 		s_xml(b, key, PLOT_CELL_CHARS);
 }
 
 static void
-s_matrix_draw(struct sbuf *b, const struct plot *p)
+s_matrix_draw(struct strbuf *b, const struct plot *p)
 {
 	double y = MATRIX_Y;
 
-	s_printf(b,
+	strbuf_printf(b,
 	    "<g class=\"matrix\"><text x=\"%.0f\" y=\"%.0f\" "
 	    "font-weight=\"bold\">",
 	    CHART_X, y - 12);
 	if (p->nv == 0) {
-		s_puts(b, "Vantage agreement: no compared round yet"
-			  "</text></g>\n");
+		strbuf_add(b, "Vantage agreement: no compared round yet"
+			      "</text></g>\n");
 		return;
 	}
-	s_printf(b, "Vantage agreement, round %s</text>\n", p->round_s);
+	strbuf_printf(b, "Vantage agreement, round %s</text>\n", p->round_s);
 	for (size_t i = 0; i < p->nv; i++) {
-		s_printf(b,
+		strbuf_printf(b,
 		    "<text class=\"vantage\" x=\"%.0f\" y=\"%.0f\" "
 		    "text-anchor=\"middle\" font-weight=\"bold\">",
 		    10 + LABEL_W + CELL_W * ((double)i + 0.5), y + 4);
 		s_xml(b, p->v[i].label, PLOT_CELL_CHARS + 2);
-		s_puts(b, "<title>");
+		strbuf_add(b, "<title>");
 		s_xml(b, p->v[i].label, PLOT_TITLE_CHARS);
-		s_puts(b, "</title></text>\n");
+		strbuf_add(b, "</title></text>\n");
 	}
 	y += 10;
 	for (size_t r = 0; r < p->nrow; r++, y += ROW_H) {
@@ -840,9 +784,9 @@ s_matrix_draw(struct sbuf *b, const struct plot *p)
 		int split;
 		const char *agree = s_majority(p, m, &split);
 
-		s_printf(b, "<text x=\"10\" y=\"%.0f\">", y + 15);
+		strbuf_printf(b, "<text x=\"10\" y=\"%.0f\">", y + 15);
 		s_xml(b, m->label, PLOT_LABEL_CHARS);
-		s_puts(b, split ? " (split)</text>\n" : "</text>\n");
+		strbuf_add(b, split ? " (split)</text>\n" : "</text>\n");
 		for (size_t i = 0; i < p->nv; i++) {
 			const char *key = m->key[i];
 			const char *cls, *fill;
@@ -862,9 +806,9 @@ s_matrix_draw(struct sbuf *b, const struct plot *p)
 				cls = "dissent";
 				fill = "#ffcdd2";
 			}
-			s_printf(b, "<g class=\"cell %s\"><title>", cls);
+			strbuf_printf(b, "<g class=\"cell %s\"><title>", cls);
 			s_xml(b, key, PLOT_TITLE_CHARS);
-			s_printf(b,
+			strbuf_printf(b,
 			    "</title><rect x=\"%.0f\" y=\"%.0f\" "
 			    "width=\"%.0f\" height=\"%.0f\" fill=\"%s\" "
 			    "stroke=\"#fff\"/><text x=\"%.0f\" y=\"%.0f\" "
@@ -874,37 +818,38 @@ s_matrix_draw(struct sbuf *b, const struct plot *p)
 			    fill, 10 + LABEL_W + CELL_W * ((double)i + 0.5),
 			    y + 15);
 			if (strcmp(cls, "dissent") == 0)
-				s_puts(b, "\xe2\x9c\x97 "); /* ballot x */
+				strbuf_add(b, "\xe2\x9c\x97 "); /* ballot x */
 			s_cell_text(b, m, key);
-			s_puts(b, "</text></g>\n");
+			strbuf_add(b, "</text></g>\n");
 		}
 	}
 	if (p->mhosts_left > 0)
-		s_printf(b,
+		strbuf_printf(b,
 		    "<text x=\"10\" y=\"%.0f\" fill=\"#555\">%zu more "
 		    "host%s not shown</text>\n",
 		    y + 15, p->mhosts_left, p->mhosts_left == 1 ? "" : "s");
 	y += ROW_H + 10;
 	for (int i = 0; i < PQntuples(p->findings); i++, y += 18) {
-		s_printf(b, "<text class=\"finding\" x=\"10\" y=\"%.0f\">", y);
+		strbuf_printf(
+		    b, "<text class=\"finding\" x=\"10\" y=\"%.0f\">", y);
 		s_xml(b, PQgetvalue(p->findings, i, 0), 40);
-		s_puts(b, " ");
+		strbuf_add(b, " ");
 		s_xml(b, PQgetvalue(p->findings, i, 1), 10);
-		s_puts(b, " ");
+		strbuf_add(b, " ");
 		s_xml(b, PQgetvalue(p->findings, i, 2), PLOT_LABEL_CHARS);
-		s_puts(b, ": dissent ");
+		strbuf_add(b, ": dissent ");
 		s_xml(b, PQgetvalue(p->findings, i, 3), 2 * PLOT_LABEL_CHARS);
-		s_puts(b, "</text>\n");
+		strbuf_add(b, "</text>\n");
 	}
 	if (PQntuples(p->findings) > 0 &&
 	    strtol(PQgetvalue(p->findings, 0, 4), NULL, 10) > PLOT_MAX_FINDINGS)
-		s_printf(b,
+		strbuf_printf(b,
 		    "<text x=\"10\" y=\"%.0f\" fill=\"#555\">and %ld more "
 		    "findings</text>\n",
 		    y,
 		    strtol(PQgetvalue(p->findings, 0, 4), NULL, 10) -
 			PLOT_MAX_FINDINGS);
-	s_puts(b, "</g>\n");
+	strbuf_add(b, "</g>\n");
 }
 
 static double
@@ -917,7 +862,7 @@ s_height(const struct plot *p)
 }
 
 static void
-s_document(struct sbuf *b, const struct plot *p)
+s_document(struct strbuf *b, const struct plot *p)
 {
 	double w = 10 + LABEL_W + CELL_W * (double)p->nv + 10;
 	double h = s_height(p);
@@ -929,25 +874,26 @@ s_document(struct sbuf *b, const struct plot *p)
 		w = MIN_WIDTH;
 	if (gmtime_r(&now, &tm) != NULL)
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm);
-	s_printf(b,
+	strbuf_printf(b,
 	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 	    "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" "
 	    "width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
 	    "font-family=\"sans-serif\" font-size=\"12\">\n",
 	    w, h, w, h);
-	s_puts(b, "<title>");
+	strbuf_add(b, "<title>");
 	s_xml(b, p->domain, PLOT_TITLE_CHARS);
-	s_puts(b, "</title>\n<rect width=\"100%\" height=\"100%\" "
-		  "fill=\"#fff\"/>\n<text x=\"10\" y=\"22\" font-size=\"16\" "
-		  "font-weight=\"bold\">");
+	strbuf_add(b,
+	    "</title>\n<rect width=\"100%\" height=\"100%\" "
+	    "fill=\"#fff\"/>\n<text x=\"10\" y=\"22\" font-size=\"16\" "
+	    "font-weight=\"bold\">");
 	s_xml(b, p->domain, 80);
-	s_printf(b,
+	strbuf_printf(b,
 	    "</text><text x=\"%.0f\" y=\"22\" text-anchor=\"end\" "
 	    "fill=\"#555\">%s</text>\n",
 	    w - 10, when);
 	s_chart(b, p);
 	s_matrix_draw(b, p);
-	s_puts(b, "</svg>\n");
+	strbuf_add(b, "</svg>\n");
 }
 
 int
@@ -955,7 +901,7 @@ plot_domain_svg(PGconn *conn, const char *domain, char **out, size_t *outlen,
     char *err, size_t errlen)
 {
 	struct plot *p;
-	struct sbuf b = {0};
+	struct strbuf b;
 	PGresult *res;
 	int unknown = 0, began = 0, rc = -1;
 
@@ -992,15 +938,14 @@ plot_domain_svg(PGconn *conn, const char *domain, char **out, size_t *outlen,
 		rc = 1;
 		goto out;
 	}
+	strbuf_init(&b, PLOT_MAX_BYTES);
 	s_document(&b, p);
-	if (b.oom || b.full) {
+	if ((*out = strbuf_steal(&b, outlen)) == NULL) {
 		errbuf_set(err, errlen, "plot: %s",
-		    b.oom ? "out of memory" : "document too large");
-		free(b.p);
+		    strbuf_failed(&b) == STRBUF_FULL ? "document too large"
+						     : "out of memory");
 		goto out;
 	}
-	*out = b.p;
-	*outlen = b.len;
 	rc = 0;
 out:
 	if (began)

@@ -6,12 +6,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "cef.h"
+#include "errbuf.h"
+#include "strbuf.h"
 #include "incident.h"
 #include "wire.h"
 
@@ -261,18 +262,6 @@ static const char q_domain_round_findings[] =
 
 /* ---- errors and results ---- */
 
-static void __attribute__((format(printf, 3, 4)))
-s_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* libpq's message on one line. */
 static void
 s_pgerr(PGconn *conn, const PGresult *res, char *err, size_t errlen)
@@ -281,7 +270,7 @@ s_pgerr(PGconn *conn, const PGresult *res, char *err, size_t errlen)
 
 	if (m == NULL || m[0] == '\0')
 		m = PQerrorMessage(conn);
-	s_err(
+	errbuf_set(
 	    err, errlen, "%s", m != NULL && m[0] != '\0' ? m : "query failed");
 	for (char *p = err; err != NULL && *p != '\0'; p++)
 		if (*p == '\n' || *p == '\r')
@@ -295,7 +284,7 @@ s_query(PGconn *conn, const char *sql, int n, const char *const *params,
 	PGresult *res;
 
 	if (conn == NULL) {
-		s_err(err, errlen, "no database connection");
+		errbuf_set(err, errlen, "no database connection");
 		return NULL;
 	}
 	res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
@@ -615,7 +604,7 @@ report_status(PGconn *conn, time_t now, json_t **out, char *err, size_t errlen)
 	PQclear(res);
 	if (bad) {
 		json_decref(arr);
-		s_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	*out = arr;
@@ -701,7 +690,7 @@ s_incidents(PGconn *conn, const struct report_incident_filter *f, int64_t id,
 	PQclear(res);
 	if (bad) {
 		json_decref(arr);
-		s_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	*out = arr;
@@ -731,7 +720,8 @@ report_expiring(PGconn *conn, int days, time_t now, unsigned limit,
 
 	*out = NULL;
 	if (days < 0 || days > REPORT_DAYS_MAX) {
-		s_err(err, errlen, "days must be 0 to %d", REPORT_DAYS_MAX);
+		errbuf_set(
+		    err, errlen, "days must be 0 to %d", REPORT_DAYS_MAX);
 		return -1;
 	}
 	if (limit == 0 || limit > REPORT_ROWS_MAX)
@@ -758,7 +748,7 @@ report_expiring(PGconn *conn, int days, time_t now, unsigned limit,
 	PQclear(res);
 	if (bad) {
 		json_decref(arr);
-		s_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	*out = arr;
@@ -808,7 +798,7 @@ report_agents(PGconn *conn, time_t now, long silent_after_s, json_t **out,
 	PQclear(res);
 	if (bad) {
 		json_decref(arr);
-		s_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	*out = arr;
@@ -833,7 +823,7 @@ report_domain_names(PGconn *conn, json_t **out, char *err, size_t errlen)
 	PQclear(res);
 	if (bad) {
 		json_decref(arr);
-		s_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
 	*out = arr;
@@ -1325,7 +1315,7 @@ report_domain(PGconn *conn, const char *domain, time_t now, json_t **out,
 	rc = 0;
 	goto done;
 oom:
-	s_err(err, errlen, "out of memory");
+	errbuf_set(err, errlen, "out of memory");
 fail:
 	rc = -1;
 done:
@@ -1353,18 +1343,18 @@ report_ack(PGconn *conn, int64_t id, const char *by, const char *note,
 	if (by == NULL)
 		by = "";
 	if (id <= 0) {
-		s_err(err, errlen, "bad incident id");
+		errbuf_set(err, errlen, "bad incident id");
 		return -1;
 	}
 	if (strlen(by) > REPORT_ACK_BY_MAX ||
 	    !wire_utf8_valid(by, strlen(by))) {
-		s_err(err, errlen, "by: at most %d bytes of UTF-8",
+		errbuf_set(err, errlen, "by: at most %d bytes of UTF-8",
 		    REPORT_ACK_BY_MAX);
 		return -1;
 	}
 	if (note != NULL && (strlen(note) > REPORT_ACK_NOTE_MAX ||
 				!wire_utf8_valid(note, strlen(note)))) {
-		s_err(err, errlen, "note: at most %d bytes of UTF-8",
+		errbuf_set(err, errlen, "note: at most %d bytes of UTF-8",
 		    REPORT_ACK_NOTE_MAX);
 		return -1;
 	}
@@ -1382,7 +1372,7 @@ report_ack(PGconn *conn, int64_t id, const char *by, const char *note,
 		return -1;
 	if (json_array_size(arr) != 1) {
 		json_decref(arr);
-		s_err(err, errlen, "incident %" PRId64 " vanished", id);
+		errbuf_set(err, errlen, "incident %" PRId64 " vanished", id);
 		return -1;
 	}
 	*out = json_incref(json_array_get(arr, 0));
@@ -1659,52 +1649,13 @@ s_columns(enum report_kind kind)
 	return cols_status;
 }
 
-/* A growing string, with a cap so that a hostile value cannot balloon. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	int bad;
-};
-
+/* Cells are strbufs with a cap, so that a hostile value cannot balloon. */
 #define BUF_MAX (1u << 20)
-
-static void
-b_addn(struct buf *b, const char *s, size_t n)
-{
-	if (b->bad)
-		return;
-	if (b->len + n + 1 > BUF_MAX) {
-		b->bad = 1;
-		return;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->bad = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-b_add(struct buf *b, const char *s)
-{
-	b_addn(b, s, strlen(s));
-}
 
 /* A value as text: null "-" (empty in CSV), booleans yes/no, arrays
  * joined with ','. */
 static void
-s_value_text(struct buf *b, const json_t *v, int csv)
+s_value_text(struct strbuf *b, const json_t *v, int csv)
 {
 	char num[32];
 	size_t i;
@@ -1712,28 +1663,28 @@ s_value_text(struct buf *b, const json_t *v, int csv)
 
 	switch (json_typeof(v)) {
 	case JSON_STRING:
-		b_addn(b, json_string_value(v), json_string_length(v));
+		strbuf_addn(b, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(v));
-		b_add(b, num);
+		strbuf_add(b, num);
 		break;
 	case JSON_REAL:
 		snprintf(num, sizeof(num), "%g", json_real_value(v));
-		b_add(b, num);
+		strbuf_add(b, num);
 		break;
 	case JSON_TRUE:
-		b_add(b, "yes");
+		strbuf_add(b, "yes");
 		break;
 	case JSON_FALSE:
-		b_add(b, "no");
+		strbuf_add(b, "no");
 		break;
 	case JSON_ARRAY:
 		json_array_foreach(v, i, e)
 		{
 			if (i > 0)
-				b_add(b, ",");
+				strbuf_add(b, ",");
 			s_value_text(b, e, csv);
 		}
 		break;
@@ -1741,16 +1692,16 @@ s_value_text(struct buf *b, const json_t *v, int csv)
 		char *s = json_dumps(v, JSON_COMPACT);
 
 		if (s == NULL)
-			b->bad = 1;
+			strbuf_mark_failed(b, STRBUF_NOMEM);
 		else
-			b_add(b, s);
+			strbuf_add(b, s);
 		free(s);
 		break;
 	}
 	case JSON_NULL:
 	default:
 		if (!csv)
-			b_add(b, "-");
+			strbuf_add(b, "-");
 		break;
 	}
 }
@@ -1759,15 +1710,17 @@ s_value_text(struct buf *b, const json_t *v, int csv)
 static char *
 s_cell(const json_t *row, const struct column *c, int csv)
 {
-	struct buf b = {0};
+	struct strbuf b;
 	const json_t *v = s_getp(row, c->path);
+	char *s;
 
+	strbuf_init(&b, BUF_MAX);
 	if (v == NULL || json_is_null(v)) {
-		b_add(&b, csv ? "" : "-");
+		strbuf_add(&b, csv ? "" : "-");
 	} else {
 		s_value_text(&b, v, csv);
 		if (c->path2 != NULL) {
-			b_add(&b, c->sep);
+			strbuf_add(&b, c->sep);
 			s_value_text(&b,
 			    s_getp(row, c->path2) != NULL
 				? s_getp(row, c->path2)
@@ -1775,14 +1728,11 @@ s_cell(const json_t *row, const struct column *c, int csv)
 			    csv);
 		}
 	}
-	b_add(&b, "");
-	if (b.bad) {
-		free(b.p);
+	if ((s = strbuf_steal(&b, NULL)) == NULL)
 		return NULL;
-	}
-	if (!csv && (c->flags & COL_SHORT) && strlen(b.p) > 12)
-		memcpy(b.p + 12, "...", 4);
-	return b.p;
+	if (!csv && (c->flags & COL_SHORT) && strlen(s) > 12)
+		memcpy(s + 12, "...", 4);
+	return s;
 }
 
 /*
@@ -2086,16 +2036,12 @@ s_time_of(const json_t *o, const char *path)
 static char *
 s_join(const json_t *arr)
 {
-	struct buf b = {0};
+	struct strbuf b;
 
+	strbuf_init(&b, BUF_MAX);
 	if (json_is_array(arr))
 		s_value_text(&b, arr, 1);
-	b_add(&b, "");
-	if (b.bad) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	return strbuf_steal(&b, NULL);
 }
 
 int
@@ -2168,16 +2114,17 @@ s_kv(FILE *fp, const char *label, const char *value)
 static void
 s_kv_json(FILE *fp, const char *label, const json_t *v)
 {
-	struct buf b = {0};
+	struct strbuf b;
+	char *s;
 
+	strbuf_init(&b, BUF_MAX);
 	if (v == NULL || json_is_null(v))
-		b_add(&b, "-");
+		strbuf_add(&b, "-");
 	else
 		s_value_text(&b, v, 0);
-	b_add(&b, "");
-	if (!b.bad)
-		s_kv(fp, label, b.p);
-	free(b.p);
+	if ((s = strbuf_steal(&b, NULL)) != NULL)
+		s_kv(fp, label, s);
+	free(s);
 }
 
 static int

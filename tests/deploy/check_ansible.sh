@@ -19,47 +19,24 @@ case $BINDIR in
 *) BINDIR=$ROOT/$BINDIR ;;
 esac
 PLAYBOOK=$ROOT/deploy/ansible/site.yml
-passed=0
-failed=0
-
-pass() {
-	echo "ok   $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL $1"
-	failed=$((failed + 1))
-}
-check() {
-	name=$1
-	shift
-	if "$@"; then
-		pass "$name"
-	else
-		fail "$name"
-	fi
-}
-finish() {
-	echo "ansible: $passed passed, $failed failed"
-	[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
-	exit $?
-}
+CHECK_SUITE=ansible
+. tests/lib/checklib.sh
 
 if ! command -v ansible-playbook >/dev/null 2>&1; then
 	echo "check_ansible: ansible-playbook not found" \
 	    "(apt-get install --no-install-recommends ansible-core)"
 	fail "ansible-playbook installed"
-	finish
+	finish; exit
 fi
 for b in mtasts-agent mtasts-collector mtasts-report; do
 	if [ ! -x "$BINDIR/$b" ]; then
 		fail "$BINDIR/$b built (make, or set BINDIR)"
-		finish
+		finish; exit
 	fi
 done
 if ! command -v psql >/dev/null 2>&1 || [ -z "${MTASTS_TEST_PG:-}" ]; then
 	fail "database: psql and MTASTS_TEST_PG (tests/run.sh sets it)"
-	finish
+	finish; exit
 fi
 
 tmp=$(mktemp -d /tmp/mtans.XXXXXX) || exit 2
@@ -115,7 +92,7 @@ allow=$cetc/agents
 mkdir -p "$cetc/collector" "$allow" || exit 2
 if ! sql "CREATE SCHEMA $schema" >/dev/null; then
 	fail "database: CREATE SCHEMA $schema"
-	finish
+	finish; exit
 fi
 "$BINDIR/mtasts-collector" keygen "$cetc/collector" >/dev/null || exit 2
 cat >"$cetc/collector.conf" <<EOF
@@ -144,7 +121,7 @@ done
 if [ -z "$endpoint" ]; then
 	cat "$clog"
 	fail "collector ready"
-	finish
+	finish; exit
 fi
 pass "collector ready at $endpoint"
 

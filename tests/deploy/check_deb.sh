@@ -16,27 +16,8 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 BINDIR=${BINDIR:-bin}
-passed=0
-failed=0
-
-pass() {
-	echo "ok   $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL $1"
-	failed=$((failed + 1))
-}
-# check NAME COMMAND...: passes when the command succeeds.
-check() {
-	name=$1
-	shift
-	if "$@"; then
-		pass "$name"
-	else
-		fail "$name"
-	fi
-}
+CHECK_SUITE=deb
+. tests/lib/checklib.sh
 
 tmp=$(mktemp -d /tmp/mtdebchk.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -55,8 +36,8 @@ if [ "$(id -u)" -ne 0 ] && ! command -v fakeroot >/dev/null 2>&1; then
 fi
 if [ -n "$missing" ]; then
 	echo "check_deb: not found:$missing (deploy/install-deps.sh installs them)"
-	echo "deb: 0 passed, 1 failed"
-	exit 1
+	fail "tools installed"
+	finish; exit
 fi
 
 # ---- build ----------------------------------------------------------------
@@ -66,8 +47,7 @@ if sh deploy/deb/build.sh "$BINDIR" "$out" >"$tmp/build.log" 2>&1; then
 else
 	cat "$tmp/build.log"
 	fail "build: deploy/deb/build.sh $BINDIR"
-	echo "deb: $passed passed, $failed failed"
-	exit 1
+	finish; exit
 fi
 VERSION=$(sed -n 's/^#define[[:space:]]*VERSION[[:space:]]*"\([^"]*\)".*/\1/p' agent/main.c)
 if [ -f common/version.h ]; then
@@ -80,8 +60,7 @@ COLL_DEB=$out/mtasts-watch-collector_${VERSION}-1_$ARCH.deb
 for deb in "$AGENT_DEB" "$COLL_DEB"; do
 	if [ ! -f "$deb" ]; then
 		fail "build: $(basename "$deb") missing"
-		echo "deb: $passed passed, $failed failed"
-		exit 1
+		finish; exit
 	fi
 done
 
@@ -457,5 +436,4 @@ check "purge: no unit link or mask left" sh -c \
 check "purge: the user stays (files may still belong to it)" \
     grep -q '^mtasts-watch:' "$R/etc/passwd"
 
-echo "deb: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+finish

@@ -16,40 +16,13 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 BINDIR=${BINDIR:-bin}
 export BINDIR
-passed=0
-failed=0
-skipped=0
-
-pass() {
-	echo "ok $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL $1${2:+: $2}"
-	failed=$((failed + 1))
-}
-skip() {
-	echo "skip $1${2:+: $2}"
-	skipped=$((skipped + 1))
-}
-check() { # NAME WHY COMMAND...: pass when COMMAND succeeds
-	name=$1
-	why=$2
-	shift 2
-	if "$@"; then pass "$name"; else fail "$name" "$why"; fi
-}
-finish() {
-	extra=
-	[ $skipped = 0 ] || extra=", $skipped skipped"
-	echo "quickstart: $passed passed, $failed failed$extra"
-	[ $failed = 0 ] && [ $passed -gt 0 ]
-	exit $?
-}
+CHECK_SUITE=quickstart
+. tests/lib/checklib.sh
 
 for b in mtasts-agent mtasts-collector mtasts-report; do
 	if [ ! -x "$BINDIR/$b" ]; then
 		fail "binaries" "no $BINDIR/$b (make first, or set BINDIR)"
-		finish
+		finish; exit
 	fi
 done
 
@@ -73,7 +46,7 @@ t0=$(date +%s)
 timeout 180 $QS --demo >"$out" 2>&1
 rc=$?
 t1=$(date +%s)
-check "first run exits 0" "rc=$rc; $(tail -20 "$out" | tr '\n' '|')" \
+check_why "first run exits 0" "rc=$rc; $(tail -20 "$out" | tr '\n' '|')" \
     [ $rc = 0 ]
 echo "info first report after $((t1 - t0)) s"
 
@@ -86,28 +59,28 @@ has() {
 has_on_line() {
 	printf '%s\n' "$report" | grep -- "$1" | grep -q -- "$2"
 }
-check "report printed" "$(tail -5 "$out" | tr '\n' '|')" has "== status"
+check_why "report printed" "$(tail -5 "$out" | tr '\n' '|')" has "== status"
 for v in eu-west us-east ap-south; do
-	check "report: vantage $v" "not in the report" has "$v"
+	check_why "report: vantage $v" "not in the report" has "$v"
 done
 for d in clean.example tidy.example; do
-	check "report: clean domain $d" "absent, or with a finding" \
+	check_why "report: clean domain $d" "absent, or with a finding" \
 	    sh -c 'printf "%s\n" "$1" | grep -q "$2" &&
 		! printf "%s\n" "$1" | grep "$2" |
 		grep -Eq "(CERT|POLICY|VANTAGE|MX|STS|TLS|DNS)_[A-Z_]+"' \
 	    sh "$report" "$d"
 done
-check "report: expired.example CERT_EXPIRED" "not in the report" \
+check_why "report: expired.example CERT_EXPIRED" "not in the report" \
     has_on_line CERT_EXPIRED expired.example
-check "report: nochain.example CERT_CHAIN_INCOMPLETE" "not in the report" \
+check_why "report: nochain.example CERT_CHAIN_INCOMPLETE" "not in the report" \
     has_on_line CERT_CHAIN_INCOMPLETE nochain.example
-check "report: split.example VANTAGE_CHAIN_MISMATCH" "not in the report" \
+check_why "report: split.example VANTAGE_CHAIN_MISMATCH" "not in the report" \
     has_on_line VANTAGE_CHAIN_MISMATCH split.example
-check "report: split.example VANTAGE_DNS_MISMATCH" "not in the report" \
+check_why "report: split.example VANTAGE_DNS_MISMATCH" "not in the report" \
     has_on_line VANTAGE_DNS_MISMATCH split.example
-check "report: us-east is the dissenter" "not in the report" \
+check_why "report: us-east is the dissenter" "not in the report" \
     has_on_line VANTAGE_CHAIN_MISMATCH us-east
-check "output says how to stop" "no --stop hint" grep -q -- "--stop" "$out"
+check_why "output says how to stop" "no --stop hint" grep -q -- "--stop" "$out"
 
 # Every process of ours, by pid file, and PostgreSQL's postmaster.
 pids() {
@@ -118,7 +91,7 @@ pids() {
 		head -1 "$state/pg/data/postmaster.pid"
 }
 first_pids=$(pids | sort -n | tr '\n' ' ')
-check "pid files: 3 agents, collector, world, 2 resolvers, PostgreSQL" \
+check_why "pid files: 3 agents, collector, world, 2 resolvers, PostgreSQL" \
     "$first_pids" [ "$(echo "$first_pids" | wc -w)" = 8 ]
 
 # What our processes listen on, from /proc/net: nothing but loopback.  The
@@ -175,7 +148,7 @@ if bad or n == 0:
 EOF
 }
 why=$(listen_check 2>&1)
-check "everything listens on 127.0.0.0/8 only" "$why" [ -z "$why" ]
+check_why "everything listens on 127.0.0.0/8 only" "$why" [ -z "$why" ]
 
 # The HTTP API, when this collector build serves one (the quickstart
 # writes its port to the state directory only when it answers).
@@ -192,10 +165,10 @@ EOF
 if [ -f "$state/http_port" ]; then
 	hp=$(cat "$state/http_port")
 	got=$(http_get "$hp" /api/v1/status 2>&1)
-	check "HTTP API on 127.0.0.1:$hp answers /api/v1/status" "$got" \
+	check_why "HTTP API on 127.0.0.1:$hp answers /api/v1/status" "$got" \
 	    [ "${got%% *}" = 200 ]
 	got=$(http_get "$hp" /metrics 2>&1)
-	check "HTTP API /metrics" "$got" [ "${got%% *}" = 200 ]
+	check_why "HTTP API /metrics" "$got" [ "${got%% *}" = 200 ]
 else
 	skip "HTTP API" "not served by this collector build"
 fi
@@ -204,20 +177,20 @@ fi
 
 timeout 60 $QS >"$state.out2" 2>&1
 rc=$?
-check "second run exits 0" "rc=$rc $(tail -5 "$state.out2" | tr '\n' '|')" \
+check_why "second run exits 0" "rc=$rc $(tail -5 "$state.out2" | tr '\n' '|')" \
     [ $rc = 0 ]
-check "second run says it is running" "$(head -3 "$state.out2")" \
+check_why "second run says it is running" "$(head -3 "$state.out2")" \
     grep -q "already running" "$state.out2"
-check "second run prints the report again" "no report" \
+check_why "second run prints the report again" "no report" \
     grep -q CERT_EXPIRED "$state.out2"
 second_pids=$(pids | sort -n | tr '\n' ' ')
-check "second run restarted nothing" "$first_pids -> $second_pids" \
+check_why "second run restarted nothing" "$first_pids -> $second_pids" \
     [ "$first_pids" = "$second_pids" ]
 alive=0
 for p in $first_pids; do
 	[ -d "/proc/$p" ] && alive=$((alive + 1))
 done
-check "every process still alive after the second run" "$alive of 8" \
+check_why "every process still alive after the second run" "$alive of 8" \
     [ $alive = 8 ]
 
 # --- across rounds: the policy changed without a new id -------------------
@@ -238,7 +211,7 @@ else
 		fi
 		sleep 3
 	done
-	check "report: silentchange.example POLICY_CHANGED_WITHOUT_ID" \
+	check_why "report: silentchange.example POLICY_CHANGED_WITHOUT_ID" \
 	    "not reported by $(date -d "@$deadline" +%T) (flip at $(date -d \
 	    "@${flip:-0}" +%T)); QUICKSTART_SKIP_HISTORY=1 skips this" \
 	    [ $found = 1 ]
@@ -248,24 +221,24 @@ fi
 
 timeout 90 $QS --stop >"$state.out2" 2>&1
 rc=$?
-check "--stop exits 0" "rc=$rc $(tr '\n' '|' <"$state.out2")" [ $rc = 0 ]
+check_why "--stop exits 0" "rc=$rc $(tr '\n' '|' <"$state.out2")" [ $rc = 0 ]
 left=
 for p in $first_pids; do
 	if [ -n "$(tr -d '\0' 2>/dev/null <"/proc/$p/cmdline")" ]; then
 		left="$left $p"
 	fi
 done
-check "--stop: every started process is gone" "left:$left" [ -z "$left" ]
+check_why "--stop: every started process is gone" "left:$left" [ -z "$left" ]
 left=
 for d in /proc/[0-9]*; do
 	case $(tr '\0' ' ' 2>/dev/null <"$d/cmdline") in
 	*"$state"/*) left="$left ${d#/proc/}" ;;
 	esac
 done
-check "--stop: no process names the state directory" \
+check_why "--stop: no process names the state directory" \
     "$left" [ -z "$left" ]
 logs=$(grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" \
     "$state"/log/*.log 2>/dev/null | tr '\n' ' ')
-check "no sanitizer report in the logs" "$logs" [ -z "$logs" ]
+check_why "no sanitizer report in the logs" "$logs" [ -z "$logs" ]
 echo "info took $(($(date +%s) - t0)) s"
 finish

@@ -8,22 +8,13 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 MAX_EXPOSURE=${MAX_EXPOSURE:-3.0}
 UNITS="mtasts-agent.service mtasts-collector.service"
-passed=0
-failed=0
-
-pass() {
-	echo "ok   $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL $1"
-	failed=$((failed + 1))
-}
+CHECK_SUITE=units
+. tests/lib/checklib.sh
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
 	echo "check_units: systemd-analyze not found (apt-get install systemd)"
-	echo "units: 0 passed, 1 failed"
-	exit 1
+	fail "systemd-analyze installed"
+	finish; exit
 fi
 
 tmp=$(mktemp -d /tmp/mtunits.XXXXXX)
@@ -89,5 +80,4 @@ for u in $UNITS; do
 	fi
 done
 
-echo "units: $passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+finish

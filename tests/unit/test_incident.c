@@ -14,15 +14,14 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 
-#include "../lib/testcert.h"
 #include "compare.h"
 #include "incident.h"
 #include "store_pg.h"
-#include "pgschema.h"
+#include "resultfix.h"
 
-#define sql(t, ...)  pgschema_sql(&(t)->db, __VA_ARGS__)
-#define q(t, ...)    pgschema_q(&(t)->db, __VA_ARGS__)
-#define qn(t, query) pgschema_qn(&(t)->db, (query))
+#define sql(t, ...)  pgschema_sql(&(t)->rf.db, __VA_ARGS__)
+#define q(t, ...)    pgschema_q(&(t)->rf.db, __VA_ARGS__)
+#define qn(t, query) pgschema_qn(&(t)->rf.db, (query))
 
 /*
  * Environment as for test_compare: MTASTS_TEST_PG (required),
@@ -45,27 +44,16 @@
 
 enum { ROOT_A, ROOT_B, LEAF1, LEAF2, LEAF3, EXPSOON, NCERTS };
 
-struct tcert {
-	X509 *x;
-	EVP_PKEY *key;
-	unsigned char *der;
-	int len;
-	unsigned char sha[32];
-};
-
 static struct {
 	const char *conninfo;
 	const char *sqldir;
 	time_t now;
-	struct tcert c[NCERTS];
+	struct rf_cert c[NCERTS];
 } fx;
 
 struct t {
 	PGconn *conn; /* compare and incident, as in the collector */
-	struct pgschema db;
-	struct store *st;
-	int64_t agent[NAGENTS];
-	uint64_t seq[NAGENTS];
+	struct rf_db rf;
 	int64_t round;
 };
 
@@ -74,36 +62,15 @@ struct t {
 static int
 s_make_cert(int which, const char *cn, int issuer, int ca, long days)
 {
-	struct tcert *c = &fx.c[which];
 	struct tc_opts o = {0};
 
-	if ((c->key = tc_key_ec("P-256")) == NULL)
-		return -1;
 	o.cn = cn;
-	o.key = c->key;
-	o.ca = ca;
 	o.serial = 200 + which;
 	o.not_before = fx.now - 10 * DAY;
 	o.not_after = fx.now + days * DAY;
-	if (!ca) {
+	if (!ca)
 		o.san = "DNS:" MX ",DNS:" PH;
-		o.issuer = fx.c[issuer].x;
-		o.issuer_key = fx.c[issuer].key;
-	}
-	if ((c->x = tc_cert(&o)) == NULL)
-		return -1;
-	if (!tc_add_ext(c->x, c->x, NID_subject_key_identifier, "hash"))
-		return -1;
-	if (!ca && !tc_add_ext(c->x, fx.c[issuer].x,
-		       NID_authority_key_identifier, "keyid:always"))
-		return -1;
-	if (X509_sign(c->x, ca ? c->key : fx.c[issuer].key, EVP_sha256()) <= 0)
-		return -1;
-	c->der = NULL;
-	if ((c->len = i2d_X509(c->x, &c->der)) <= 0)
-		return -1;
-	EVP_Digest(c->der, (size_t)c->len, c->sha, NULL, EVP_sha256(), NULL);
-	return 0;
+	return rf_cert_make(&fx.c[which], ca ? NULL : &fx.c[issuer], &o, 1);
 }
 
 static int
@@ -126,42 +93,28 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
-	for (int i = 0; i < NCERTS; i++) {
-		OPENSSL_free(fx.c[i].der);
-		X509_free(fx.c[i].x);
-		EVP_PKEY_free(fx.c[i].key);
-	}
+	rf_certs_free(fx.c, NCERTS);
 	return 0;
 }
 
 static int
 setup(void **state)
 {
+	const struct rf_db_opts o = {.conninfo = fx.conninfo,
+	    .sqldir = fx.sqldir,
+	    .schema = "incident_test",
+	    .keyfmt = "AGENTKEY%d",
+	    .nagents = NAGENTS,
+	    .certs = fx.c,
+	    .ncerts = NCERTS};
 	struct t *t = calloc(1, sizeof(*t));
-	char err[512], key[32], name[32];
 
 	if (t == NULL)
 		return -1;
 	*state = t;
-	if (pgschema_open(&t->db, fx.conninfo, "incident_test") == -1)
+	if (rf_db_open(&t->rf, &o) == -1 ||
+	    (t->conn = rf_db_connect(&t->rf)) == NULL)
 		return -1;
-	t->st = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
-	if (t->st == NULL) {
-		print_error("store_open: %s\n", err);
-		return -1;
-	}
-	t->conn = PQconnectdb(t->db.conninfo);
-	if (PQstatus(t->conn) != CONNECTION_OK) {
-		print_error("connect: %s", PQerrorMessage(t->conn));
-		return -1;
-	}
-	for (int i = 0; i < NAGENTS; i++) {
-		snprintf(key, sizeof(key), "AGENTKEY%d", i + 1);
-		snprintf(name, sizeof(name), "agent-%d", i + 1);
-		if (store_agent_upsert(t->st, key, name, "r", &t->agent[i]) !=
-		    0)
-			return -1;
-	}
 	t->round = fx.now / INTERVAL;
 	return 0;
 }
@@ -173,127 +126,34 @@ teardown(void **state)
 
 	if (t == NULL)
 		return 0;
-	store_close(&t->st);
 	PQfinish(t->conn);
-	pgschema_close(&t->db);
+	rf_db_close(&t->rf);
 	free(t);
 	return 0;
 }
 
 /*
- * One vantage's result: STS id 20240101, a policy in mode enforce with
- * body hash ab..ab, the policy host presenting LEAF1 + ROOT_A and one MX
- * presenting mx_chain (LEAF1 + ROOT_A unless a test changes it), both
+ * One vantage's result: STS id 20240101, TLSRPT, a policy in mode enforce
+ * with body hash ab..ab, the policy host presenting LEAF1 + ROOT_A and one
+ * MX presenting mx_chain (LEAF1 + ROOT_A unless a test changes it), both
  * verified, no finding.  Tests change fields, then put() it.
  */
-struct pr {
-	Mtastswatch__V1__ProbeResult r;
-	Mtastswatch__V1__StsTxt sts;
-	Mtastswatch__V1__TlsRpt rpt;
-	char *rua[1];
-	Mtastswatch__V1__Policy pol;
-	char *pol_mx[1];
-	unsigned char body_sha[32];
-	Mtastswatch__V1__HostObservation ph, mxh;
-	Mtastswatch__V1__MxObservation mx, *mxp[1];
-	char *addrs[1];
-	int mx_chain[2]; /* certificate indexes, -1: not sent */
-	ProtobufCBinaryData ph_sha[2], mx_sha[2];
-	Mtastswatch__V1__Certificate c[4], *cp[4];
-	Mtastswatch__V1__Finding f[4], *fp[4];
-	int skip; /* the agent does not report */
-};
-
 static void
-pr_init(struct pr *x, int64_t round)
+pr_init(struct rf_result *x, int64_t round)
 {
-	const Mtastswatch__V1__ProbeResult r0 =
-	    MTASTSWATCH__V1__PROBE_RESULT__INIT;
-	const Mtastswatch__V1__StsTxt s0 = MTASTSWATCH__V1__STS_TXT__INIT;
-	const Mtastswatch__V1__TlsRpt t0 = MTASTSWATCH__V1__TLS_RPT__INIT;
-	const Mtastswatch__V1__Policy p0 = MTASTSWATCH__V1__POLICY__INIT;
-	const Mtastswatch__V1__HostObservation h0 =
-	    MTASTSWATCH__V1__HOST_OBSERVATION__INIT;
-	const Mtastswatch__V1__MxObservation m0 =
-	    MTASTSWATCH__V1__MX_OBSERVATION__INIT;
-
-	memset(x, 0, sizeof(*x));
-	x->r = r0;
-	x->r.domain = DOMAIN;
-	x->r.round = (uint64_t)round;
-	x->r.completed = 1;
+	rf_result_init(x, DOMAIN, PH, MX, round);
 	x->r.duration_ms = 100;
-
-	x->sts = s0;
-	x->sts.id = "20240101";
-	x->sts.valid = 1;
-	x->r.sts_txt = &x->sts;
-	x->rpt = t0;
-	x->rua[0] = "mailto:tls@example.com";
-	x->rpt.rua = x->rua;
-	x->rpt.n_rua = 1;
-	x->rpt.valid = 1;
-	x->r.tlsrpt = &x->rpt;
-
-	x->pol = p0;
-	x->pol.http_status = 200;
-	memset(x->body_sha, 0xab, sizeof(x->body_sha));
-	x->pol.sha256.data = x->body_sha;
-	x->pol.sha256.len = sizeof(x->body_sha);
-	x->pol.mode = "enforce";
-	x->pol_mx[0] = MX;
-	x->pol.mx = x->pol_mx;
-	x->pol.n_mx = 1;
-	x->pol.max_age = 86400;
-	x->pol.valid = 1;
-	x->r.policy = &x->pol;
-
+	rf_result_tlsrpt(x, "mailto:tls@example.com");
 	x->addrs[0] = "192.0.2.1";
-	x->ph = h0;
-	x->ph.host = PH;
-	x->ph.tls_ok = 1;
-	x->ph.verified = 1;
-	x->r.policy_host = &x->ph;
-	x->mxh = h0;
-	x->mxh.host = MX;
 	x->mxh.n_addresses = 1;
 	x->mxh.addresses = x->addrs;
 	x->mxh.ip = "192.0.2.1";
-	x->mxh.tls_ok = 1;
-	x->mxh.verified = 1;
-	x->mx = m0;
-	x->mx.host = &x->mxh;
-	x->mx.preference = 10;
-	x->mx.starttls = 1;
-	x->mx.policy_match = 1;
-	x->mxp[0] = &x->mx;
-	x->r.mx = x->mxp;
-	x->r.n_mx = 1;
-	x->mx_chain[0] = LEAF1;
-	x->mx_chain[1] = ROOT_A;
-}
-
-static void
-pr_finding(struct pr *x, const char *code, Mtastswatch__V1__Severity sev,
-    const char *subject, const char *detail)
-{
-	const Mtastswatch__V1__Finding f0 = MTASTSWATCH__V1__FINDING__INIT;
-	size_t i = x->r.n_findings;
-
-	assert_true(i < 4);
-	x->f[i] = f0;
-	x->f[i].code = (char *)code;
-	x->f[i].severity = sev;
-	x->f[i].subject = (char *)subject;
-	x->f[i].detail = (char *)detail;
-	x->fp[i] = &x->f[i];
-	x->r.findings = x->fp;
-	x->r.n_findings = i + 1;
+	rf_result_chains(x, LEAF1, LEAF1, ROOT_A);
 }
 
 /* A probe cut short: no finding, nothing compared. */
 static void
-pr_incomplete(struct pr *x)
+pr_incomplete(struct rf_result *x)
 {
 	x->r.completed = 0;
 	x->r.policy = NULL;
@@ -301,60 +161,11 @@ pr_incomplete(struct pr *x)
 	x->mxh.error = "timeout";
 }
 
-/* Chains and the certificates they name, from ph (LEAF1 + ROOT_A) and
- * mx_chain. */
 static void
-pr_finish(struct pr *x)
+put(struct t *t, int a, struct rf_result *x)
 {
-	const Mtastswatch__V1__Certificate c0 =
-	    MTASTSWATCH__V1__CERTIFICATE__INIT;
-	int used[NCERTS] = {0};
-	size_t n = 0, nmx = 0;
-
-	used[LEAF1] = used[ROOT_A] = 1;
-	x->ph_sha[0].data = fx.c[LEAF1].sha;
-	x->ph_sha[1].data = fx.c[ROOT_A].sha;
-	x->ph_sha[0].len = x->ph_sha[1].len = 32;
-	x->ph.chain_sha256 = x->ph_sha;
-	x->ph.n_chain_sha256 = 2;
-	for (int i = 0; i < 2 && x->mx_chain[i] >= 0; i++) {
-		used[x->mx_chain[i]] = 1;
-		x->mx_sha[i].data = fx.c[x->mx_chain[i]].sha;
-		x->mx_sha[i].len = 32;
-		nmx++;
-	}
-	x->mxh.chain_sha256 = x->mx_sha;
-	x->mxh.n_chain_sha256 = x->mxh.tls_ok ? nmx : 0;
-	for (int i = 0; i < NCERTS; i++) {
-		if (!used[i])
-			continue;
-		x->c[n] = c0;
-		x->c[n].der.data = fx.c[i].der;
-		x->c[n].der.len = (size_t)fx.c[i].len;
-		x->cp[n] = &x->c[n];
-		n++;
-	}
-	x->r.certificates = x->cp;
-	x->r.n_certificates = n;
-}
-
-static void
-put(struct t *t, int a, struct pr *x)
-{
-	Mtastswatch__V1__ProbeResult *ptr = &x->r;
-	struct timespec rt = {.tv_sec = fx.now, .tv_nsec = 0};
-	uint64_t committed = 0;
-
-	if (x->skip)
-		return;
-	pr_finish(x);
-	x->r.seq = ++t->seq[a];
-	x->r.vantage = "test";
-	if (store_write_batch(t->st, t->agent[a], &ptr, 1, &rt, &committed) !=
-	    0) {
-		print_error("store_write_batch: %s\n", store_error(t->st));
+	if (rf_put(&t->rf, a, x, fx.now) != 0)
 		fail();
-	}
 }
 
 /* Compares round and folds everything pending. */
@@ -375,12 +186,12 @@ static void
 play(struct t *t, int64_t round, unsigned mask, const char *code,
     Mtastswatch__V1__Severity sev)
 {
-	struct pr x;
+	struct rf_result x;
 
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, round);
 		if (mask & (1u << a))
-			pr_finding(&x, code, sev, MX, "a finding");
+			rf_result_finding(&x, code, sev, MX, "a finding");
 		put(t, a, &x);
 	}
 	fold(t, round);
@@ -438,17 +249,18 @@ test_open_repeat_resolve(void **state)
 	struct t *t = *state;
 	int64_t r = t->round;
 	char detail[32];
-	struct pr x;
+	struct rf_result x;
 
 	for (int k = 0; k < 5; k++) {
 		snprintf(detail, sizeof(detail), "round %d", k);
 		for (int a = 0; a < NAGENTS; a++) {
 			pr_init(&x, r + k);
-			pr_finding(&x, "TLSRPT_MISSING", SEV_WARNING,
+			rf_result_finding(&x, "TLSRPT_MISSING", SEV_WARNING,
 			    "Example.COM.", detail);
 			/* An agent cannot speak for the collector. */
-			pr_finding(&x, "STS_ID_CHANGED", SEV_INFO, DOMAIN, "");
-			pr_finding(
+			rf_result_finding(
+			    &x, "STS_ID_CHANGED", SEV_INFO, DOMAIN, "");
+			rf_result_finding(
 			    &x, "VANTAGE_DNS_MISMATCH", SEV_ERROR, DOMAIN, "");
 			put(t, a, &x);
 		}
@@ -484,7 +296,7 @@ test_inconclusive_never_resolves(void **state)
 {
 	struct t *t = *state;
 	int64_t r = t->round;
-	struct pr x;
+	struct rf_result x;
 
 	play(t, r, ALL, "MX_CONNECT_FAILED", SEV_ERROR);
 	/* Only agent-1 completes: inconclusive, and agent-1 saw it gone. */
@@ -493,7 +305,7 @@ test_inconclusive_never_resolves(void **state)
 		if (a > 0)
 			pr_incomplete(&x);
 		else
-			pr_finding(
+			rf_result_finding(
 			    &x, "POLICY_MAX_AGE_LOW", SEV_WARNING, PH, "short");
 		put(t, a, &x);
 	}
@@ -517,7 +329,7 @@ test_missing_vantage(void **state)
 {
 	struct t *t = *state;
 	int64_t r = t->round;
-	struct pr x;
+	struct rf_result x;
 
 	play(t, r, 1u << 2, "MX_CONNECT_FAILED", SEV_ERROR);
 	assert_string_equal(
@@ -526,8 +338,8 @@ test_missing_vantage(void **state)
 	/* agent-3 does not report: compared, but not resolved. */
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, r + 1);
-		x.skip = a == 2;
-		put(t, a, &x);
+		if (a != 2) /* agent-3 does not report */
+			put(t, a, &x);
 	}
 	fold(t, r + 1);
 	assert_string_equal(
@@ -578,14 +390,14 @@ static void
 expiry_round(struct t *t, int64_t round, long day, const char *code,
     Mtastswatch__V1__Severity sev, int leaf)
 {
-	struct pr x;
+	struct rf_result x;
 
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, round);
 		x.r.started_at_ms = (int64_t)(fx.now + day * DAY) * 1000 + a;
 		x.mx_chain[0] = leaf;
 		if (code != NULL)
-			pr_finding(&x, code, sev, MX, "expiry");
+			rf_result_finding(&x, code, sev, MX, "expiry");
 		put(t, a, &x);
 	}
 	fold(t, round);
@@ -631,7 +443,7 @@ test_expiry_stages(void **state)
 static void
 sts_round(struct t *t, int64_t round, const char *id, unsigned char body)
 {
-	struct pr x;
+	struct rf_result x;
 
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, round);
@@ -723,7 +535,7 @@ test_policy_body_returns(void **state)
 static void
 chain_round(struct t *t, int64_t round, int leaf, int root)
 {
-	struct pr x;
+	struct rf_result x;
 
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, round);
@@ -794,7 +606,7 @@ test_load_balancer(void **state)
 {
 	struct t *t = *state;
 	int64_t r = t->round;
-	struct pr x;
+	struct rf_result x;
 
 	for (int k = 0; k < 4; k++) {
 		for (int a = 0; a < NAGENTS; a++) {
@@ -829,7 +641,7 @@ test_vantage_incident(void **state)
 {
 	struct t *t = *state;
 	int64_t r = t->round;
-	struct pr x;
+	struct rf_result x;
 
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, r);
@@ -849,8 +661,8 @@ test_vantage_incident(void **state)
 	/* agent-2 does not report the next round: still resolved. */
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, r + 1);
-		x.skip = a == 1;
-		put(t, a, &x);
+		if (a != 1) /* agent-2 does not report */
+			put(t, a, &x);
 	}
 	fold(t, r + 1);
 	assert_string_equal(
@@ -891,7 +703,7 @@ test_agent_degraded(void **state)
 {
 	struct t *t = *state;
 	int64_t r = t->round;
-	struct pr x;
+	struct rf_result x;
 
 	for (int k = 0; k < 4; k++) {
 		for (int a = 0; a < NAGENTS; a++) {
@@ -918,7 +730,7 @@ test_agent_degraded_dead_target(void **state)
 {
 	struct t *t = *state;
 	int64_t r = t->round;
-	struct pr x;
+	struct rf_result x;
 	size_t n;
 
 	for (int k = 0; k < 4; k++) {
@@ -979,16 +791,17 @@ static void
 test_fold_twice(void **state)
 {
 	struct t *t = *state;
-	PGconn *other = PQconnectdb(t->db.conninfo);
+	PGconn *other = PQconnectdb(t->rf.db.conninfo);
 	size_t n = 99;
 
 	assert_int_equal(PQstatus(other), CONNECTION_OK);
 	for (int k = 0; k < 3; k++) {
-		struct pr x;
+		struct rf_result x;
 
 		for (int a = 0; a < NAGENTS; a++) {
 			pr_init(&x, t->round + k);
-			pr_finding(&x, "MX_CONNECT_FAILED", SEV_ERROR, MX, "x");
+			rf_result_finding(
+			    &x, "MX_CONNECT_FAILED", SEV_ERROR, MX, "x");
 			put(t, a, &x);
 		}
 		assert_int_equal(
@@ -1024,13 +837,14 @@ test_late_round(void **state)
 {
 	struct t *t = *state;
 	int64_t r = t->round;
-	struct pr x;
+	struct rf_result x;
 
 	sts_round(t, r + 1, "20240101", 0xab);
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, r);
 		x.sts.id = "20231231";
-		pr_finding(&x, "MX_CONNECT_FAILED", SEV_ERROR, MX, "old");
+		rf_result_finding(
+		    &x, "MX_CONNECT_FAILED", SEV_ERROR, MX, "old");
 		put(t, a, &x);
 	}
 	assert_int_equal(fold(t, r), 1);
@@ -1073,7 +887,7 @@ test_thousand_rounds(void **state)
 	long rounds = env != NULL ? strtol(env, NULL, 10) : 200;
 	struct timespec rt = {.tv_sec = fx.now, .tv_nsec = 0};
 	Mtastswatch__V1__ProbeResult *ptr[BATCH];
-	struct pr *x = calloc(BATCH, sizeof(*x));
+	struct rf_result *x = calloc(BATCH, sizeof(*x));
 	size_t n, total = 0;
 	uint64_t committed;
 	double secs;
@@ -1089,14 +903,15 @@ test_thousand_rounds(void **state)
 
 			for (; nb < BATCH && k + (long)nb < rounds; nb++) {
 				pr_init(&x[nb], r0 + k + (long)nb);
-				pr_finding(&x[nb], "TLSRPT_MISSING",
+				rf_result_finding(&x[nb], "TLSRPT_MISSING",
 				    SEV_WARNING, DOMAIN, "no record");
-				pr_finish(&x[nb]);
-				x[nb].r.seq = ++t->seq[a];
+				rf_result_finish(&t->rf, &x[nb]);
+				x[nb].r.seq = ++t->rf.seq[a];
 				ptr[nb] = &x[nb].r;
 			}
-			assert_int_equal(store_write_batch(t->st, t->agent[a],
-					     ptr, nb, &rt, &committed),
+			assert_int_equal(
+			    store_write_batch(t->rf.st, t->rf.agent[a], ptr, nb,
+				&rt, &committed),
 			    0);
 		}
 	free(x);
@@ -1155,18 +970,7 @@ main(void)
 	};
 #undef T
 
-	if (getenv("MTASTS_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("MTASTS_TEST_FILTER"));
-	fx.conninfo = getenv("MTASTS_TEST_PG");
-	fx.sqldir = getenv("MTASTS_TEST_SQLDIR");
-	if (fx.sqldir == NULL || fx.sqldir[0] == '\0')
-		fx.sqldir = "deploy/sql";
-	if (fx.conninfo == NULL || fx.conninfo[0] == '\0') {
-		fprintf(stderr,
-		    "test_incident: MTASTS_TEST_PG is not set; start a "
-		    "cluster first:\n  eval \"$(sh tests/lib/pg_start.sh "
-		    "/tmp/pgm)\"\n");
+	if (rf_env("test_incident", &fx.conninfo, &fx.sqldir) == -1)
 		return 1;
-	}
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

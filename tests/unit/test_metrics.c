@@ -15,16 +15,15 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 
-#include "../lib/testcert.h"
 #include "compare.h"
 #include "ingest.h"
 #include "metrics.h"
 #include "store_pg.h"
-#include "pgschema.h"
+#include "resultfix.h"
 
-#define sql(t, ...)  pgschema_sql(&(t)->db, __VA_ARGS__)
-#define q(t, ...)    pgschema_q(&(t)->db, __VA_ARGS__)
-#define qn(t, query) pgschema_qn(&(t)->db, (query))
+#define sql(t, ...)  pgschema_sql(&(t)->rf.db, __VA_ARGS__)
+#define q(t, ...)    pgschema_q(&(t)->rf.db, __VA_ARGS__)
+#define qn(t, query) pgschema_qn(&(t)->rf.db, (query))
 
 /*
  * Environment as for test_compare: MTASTS_TEST_PG (required),
@@ -46,30 +45,18 @@
 
 enum { ROOT, LEAF_POL, LEAF_MX, LEAF_MX_SOON, NCERTS };
 
-struct tcert {
-	X509 *x;
-	EVP_PKEY *key;
-	unsigned char *der;
-	int len;
-	unsigned char sha[32];
-	time_t not_after;
-};
-
 static struct {
 	const char *conninfo;
 	const char *sqldir;
 	const char *promparse;
 	time_t now;
-	struct tcert c[NCERTS];
+	struct rf_cert c[NCERTS];
 } fx;
 
 struct t {
 	PGconn *conn; /* the caller's connection metrics_render reads on */
 	PGconn *cmp;
-	struct pgschema db;
-	struct store *st;
-	int64_t agent[NAGENTS];
-	uint64_t seq[NAGENTS];
+	struct rf_db rf;
 	int64_t round;
 	char *out;
 	size_t outlen;
@@ -80,29 +67,16 @@ struct t {
 static int
 s_make_cert(int which, const char *cn, long days)
 {
-	struct tcert *c = &fx.c[which];
 	struct tc_opts o = {0};
 
-	if ((c->key = tc_key_ec("P-256")) == NULL)
-		return -1;
 	o.cn = cn;
-	o.key = c->key;
-	o.ca = which == ROOT;
 	o.serial = 200 + which;
 	o.not_before = fx.now - 30 * DAY;
-	o.not_after = c->not_after = fx.now + days * DAY;
-	if (which != ROOT) {
+	o.not_after = fx.now + days * DAY;
+	if (which != ROOT)
 		o.san = "DNS:" MX ",DNS:" POLHOST;
-		o.issuer = fx.c[ROOT].x;
-		o.issuer_key = fx.c[ROOT].key;
-	}
-	if ((c->x = tc_cert(&o)) == NULL)
-		return -1;
-	c->der = NULL;
-	if ((c->len = i2d_X509(c->x, &c->der)) <= 0)
-		return -1;
-	EVP_Digest(c->der, (size_t)c->len, c->sha, NULL, EVP_sha256(), NULL);
-	return 0;
+	return rf_cert_make(
+	    &fx.c[which], which != ROOT ? &fx.c[ROOT] : NULL, &o, 0);
 }
 
 static int
@@ -122,11 +96,7 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
-	for (int i = 0; i < NCERTS; i++) {
-		OPENSSL_free(fx.c[i].der);
-		X509_free(fx.c[i].x);
-		EVP_PKEY_free(fx.c[i].key);
-	}
+	rf_certs_free(fx.c, NCERTS);
 	return 0;
 }
 
@@ -135,33 +105,23 @@ setup(void **state)
 {
 	static const char *const region[NAGENTS] = {
 	    "eu-west", "us-east", "ap \"south\"\\1\nx"};
+	const struct rf_db_opts o = {.conninfo = fx.conninfo,
+	    .sqldir = fx.sqldir,
+	    .schema = "metrics_test",
+	    .keyfmt = "METRICSKEY%d",
+	    .regions = region,
+	    .nagents = NAGENTS,
+	    .certs = fx.c,
+	    .ncerts = NCERTS};
 	struct t *t = calloc(1, sizeof(*t));
-	char err[512], key[32], name[32];
 
 	if (t == NULL)
 		return -1;
 	*state = t;
-	if (pgschema_open(&t->db, fx.conninfo, "metrics_test") == -1)
+	if (rf_db_open(&t->rf, &o) == -1 ||
+	    (t->conn = rf_db_connect(&t->rf)) == NULL ||
+	    (t->cmp = rf_db_connect(&t->rf)) == NULL)
 		return -1;
-	t->st = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
-	if (t->st == NULL) {
-		print_error("store_open: %s\n", err);
-		return -1;
-	}
-	t->conn = PQconnectdb(t->db.conninfo);
-	t->cmp = PQconnectdb(t->db.conninfo);
-	if (PQstatus(t->conn) != CONNECTION_OK ||
-	    PQstatus(t->cmp) != CONNECTION_OK) {
-		print_error("connect: %s", PQerrorMessage(t->conn));
-		return -1;
-	}
-	for (int i = 0; i < NAGENTS; i++) {
-		snprintf(key, sizeof(key), "METRICSKEY%d", i + 1);
-		snprintf(name, sizeof(name), "agent-%d", i + 1);
-		if (store_agent_upsert(
-			t->st, key, name, region[i], &t->agent[i]) != 0)
-			return -1;
-	}
 	t->round = fx.now / INTERVAL;
 	return 0;
 }
@@ -174,151 +134,44 @@ teardown(void **state)
 	if (t == NULL)
 		return 0;
 	free(t->out);
-	store_close(&t->st);
 	PQfinish(t->conn);
 	PQfinish(t->cmp);
-	pgschema_close(&t->db);
+	rf_db_close(&t->rf);
 	free(t);
 	return 0;
 }
 
 /*
  * One result: STS id, an enforce policy, the policy host with LEAF_POL
- * and one MX with LEAF_MX, both under ROOT, verified, TLS 1.3.
+ * and one MX with LEAF_MX, both under ROOT, verified, TLS 1.3 and 1.2.
  */
-struct pr {
-	Mtastswatch__V1__ProbeResult r;
-	Mtastswatch__V1__StsTxt sts;
-	Mtastswatch__V1__Policy pol;
-	char *pol_mx[1];
-	unsigned char body_sha[32];
-	Mtastswatch__V1__HostObservation ph, mxh;
-	Mtastswatch__V1__MxObservation mx, *mxp[1];
-	ProtobufCBinaryData ph_chain[2], mx_chain[2];
-	Mtastswatch__V1__Certificate c[3], *cp[3];
-	Mtastswatch__V1__Finding f, *fp[1];
-};
-
 static void
-pr_mx_leaf(struct pr *x, int leaf)
+pr_init(struct rf_result *x, const char *domain, int64_t round)
 {
-	x->mx_chain[0].data = fx.c[leaf].sha;
-	x->c[2].der.data = fx.c[leaf].der;
-	x->c[2].der.len = (size_t)fx.c[leaf].len;
+	rf_result_init(x, domain, POLHOST, MX, round);
+	x->r.started_at_ms = (int64_t)round * INTERVAL * 1000 + 1500;
+	x->ph.tls_version = "TLSv1.3";
+	x->mxh.tls_version = "TLSv1.2";
+	rf_result_chains(x, LEAF_POL, LEAF_MX, ROOT);
 }
 
 /* Adds one finding of severity sev. */
 static void
-pr_finding(struct pr *x, const char *code, Mtastswatch__V1__Severity sev)
+pr_finding(struct rf_result *x, const char *code, Mtastswatch__V1__Severity sev)
 {
-	const Mtastswatch__V1__Finding f0 = MTASTSWATCH__V1__FINDING__INIT;
-
-	x->f = f0;
-	x->f.code = (char *)code;
-	x->f.severity = sev;
-	x->f.subject = MX;
-	x->f.detail = "test";
-	x->fp[0] = &x->f;
-	x->r.findings = x->fp;
-	x->r.n_findings = 1;
-}
-
-static void
-pr_init(struct pr *x, const char *domain, int64_t round)
-{
-	const Mtastswatch__V1__ProbeResult r0 =
-	    MTASTSWATCH__V1__PROBE_RESULT__INIT;
-	const Mtastswatch__V1__StsTxt s0 = MTASTSWATCH__V1__STS_TXT__INIT;
-	const Mtastswatch__V1__Policy p0 = MTASTSWATCH__V1__POLICY__INIT;
-	const Mtastswatch__V1__HostObservation h0 =
-	    MTASTSWATCH__V1__HOST_OBSERVATION__INIT;
-	const Mtastswatch__V1__MxObservation m0 =
-	    MTASTSWATCH__V1__MX_OBSERVATION__INIT;
-	const Mtastswatch__V1__Certificate c0 =
-	    MTASTSWATCH__V1__CERTIFICATE__INIT;
-	const int certs[3] = {ROOT, LEAF_POL, LEAF_MX};
-
-	memset(x, 0, sizeof(*x));
-	x->r = r0;
-	x->r.domain = (char *)domain;
-	x->r.started_at_ms = (int64_t)round * INTERVAL * 1000 + 1500;
-	x->r.duration_ms = 900;
-	x->r.completed = 1;
-	x->r.round = (uint64_t)round;
-	x->sts = s0;
-	x->sts.id = "20240101";
-	x->sts.valid = 1;
-	x->r.sts_txt = &x->sts;
-	x->pol = p0;
-	x->pol.http_status = 200;
-	memset(x->body_sha, 0xab, sizeof(x->body_sha));
-	x->pol.sha256.data = x->body_sha;
-	x->pol.sha256.len = sizeof(x->body_sha);
-	x->pol.mode = "enforce";
-	x->pol_mx[0] = MX;
-	x->pol.mx = x->pol_mx;
-	x->pol.n_mx = 1;
-	x->pol.max_age = 86400;
-	x->pol.valid = 1;
-	x->r.policy = &x->pol;
-	for (int i = 0; i < 3; i++) {
-		x->c[i] = c0;
-		x->c[i].der.data = fx.c[certs[i]].der;
-		x->c[i].der.len = (size_t)fx.c[certs[i]].len;
-		x->cp[i] = &x->c[i];
-	}
-	x->r.certificates = x->cp;
-	x->r.n_certificates = 3;
-	for (int i = 0; i < 2; i++)
-		x->ph_chain[i].len = x->mx_chain[i].len = 32;
-	x->ph_chain[0].data = fx.c[LEAF_POL].sha;
-	x->ph_chain[1].data = fx.c[ROOT].sha;
-	x->mx_chain[0].data = fx.c[LEAF_MX].sha;
-	x->mx_chain[1].data = fx.c[ROOT].sha;
-	x->ph = h0;
-	x->ph.host = POLHOST;
-	x->ph.tls_ok = 1;
-	x->ph.verified = 1;
-	x->ph.tls_version = "TLSv1.3";
-	x->ph.n_chain_sha256 = 2;
-	x->ph.chain_sha256 = x->ph_chain;
-	x->r.policy_host = &x->ph;
-	x->mxh = h0;
-	x->mxh.host = MX;
-	x->mxh.tls_ok = 1;
-	x->mxh.verified = 1;
-	x->mxh.tls_version = "TLSv1.2";
-	x->mxh.n_chain_sha256 = 2;
-	x->mxh.chain_sha256 = x->mx_chain;
-	x->mx = m0;
-	x->mx.host = &x->mxh;
-	x->mx.preference = 10;
-	x->mx.starttls = 1;
-	x->mx.policy_match = 1;
-	x->mxp[0] = &x->mx;
-	x->r.mx = x->mxp;
-	x->r.n_mx = 1;
+	rf_result_finding(x, code, sev, MX, "test");
 }
 
 /* Stores x as agent a's next result, received at `at`. */
 static void
-put_at(struct t *t, int a, struct pr *x, time_t at)
+put_at(struct t *t, int a, struct rf_result *x, time_t at)
 {
-	Mtastswatch__V1__ProbeResult *ptr = &x->r;
-	struct timespec rt = {.tv_sec = at, .tv_nsec = 0};
-	uint64_t committed = 0;
-
-	x->r.seq = ++t->seq[a];
-	x->r.vantage = "test";
-	if (store_write_batch(t->st, t->agent[a], &ptr, 1, &rt, &committed) !=
-	    0) {
-		print_error("store_write_batch: %s\n", store_error(t->st));
+	if (rf_put(&t->rf, a, x, at) != 0)
 		fail();
-	}
 }
 
 static void
-put(struct t *t, int a, struct pr *x)
+put(struct t *t, int a, struct rf_result *x)
 {
 	put_at(t, a, x, fx.now);
 }
@@ -441,10 +294,11 @@ test_full(void **state)
 	uint64_t committed;
 	struct timespec rt = {.tv_sec = fx.now, .tv_nsec = 0};
 	char s[512];
-	struct pr x;
+	struct rf_result x;
 
 	/* Five days old: outside the lookback, so never exported. */
-	assert_int_equal(store_ensure_partitions(t->st, fx.now - 5 * DAY), 0);
+	assert_int_equal(
+	    store_ensure_partitions(t->rf.st, fx.now - 5 * DAY), 0);
 	pr_init(&x, "old.example", t->round - 5 * DAY / INTERVAL);
 	put_at(t, 0, &x, fx.now - 5 * DAY);
 
@@ -470,7 +324,7 @@ test_full(void **state)
 			    MTASTSWATCH__V1__SEVERITY__SEVERITY_WARNING);
 		if (a == 2) {
 			x.sts.id = "20250101";
-			pr_mx_leaf(&x, LEAF_MX_SOON);
+			x.mx_chain[0] = LEAF_MX_SOON;
 			pr_finding(&x, "CERT_EXPIRING",
 			    MTASTSWATCH__V1__SEVERITY__SEVERITY_ERROR);
 		}
@@ -484,8 +338,8 @@ test_full(void **state)
 	x.r.policy = NULL;
 	put(t, 1, &x);
 	/* agent-2 lost 4..8 from its spool. */
-	assert_int_equal(store_gap(t->st, t->agent[1], t->seq[1] + 1,
-			     t->seq[1] + 5, "spool full", &rt, &committed),
+	assert_int_equal(store_gap(t->rf.st, t->rf.agent[1], t->rf.seq[1] + 1,
+			     t->rf.seq[1] + 5, "spool full", &rt, &committed),
 	    0);
 
 	incident(t, DOMAIN, "VANTAGE_DNS_MISMATCH", "error", "open");
@@ -604,7 +458,7 @@ test_full(void **state)
 	assert_true(
 	    value_of(t, "mtastswatch_agent_last_seq{agent=\"agent-2\"}") ==
 	    (double)committed);
-	assert_int_equal(committed, t->seq[1] + 5);
+	assert_int_equal(committed, t->rf.seq[1] + 5);
 	assert_true(
 	    value_of(t, "mtastswatch_agent_gaps_total{agent=\"agent-2\"}") ==
 	    5);
@@ -649,10 +503,10 @@ test_duplicate_names(void **state)
 {
 	struct t *t = *state;
 	char series[256];
-	struct pr x;
+	struct rf_result x;
 
 	sql(t, "UPDATE agents SET name = 'dup' WHERE id IN (%lld, %lld)",
-	    (long long)t->agent[0], (long long)t->agent[1]);
+	    (long long)t->rf.agent[0], (long long)t->rf.agent[1]);
 	sql(t, "INSERT INTO domains (name) VALUES ('" DOMAIN "')");
 	for (int a = 0; a < 2; a++) {
 		pr_init(&x, DOMAIN, t->round);
@@ -663,7 +517,7 @@ test_duplicate_names(void **state)
 		snprintf(series, sizeof(series),
 		    "mtastswatch_probe_success{domain=\"" DOMAIN
 		    "\",vantage=\"dup#%lld\",region=\"%s\"}",
-		    (long long)t->agent[a], a == 0 ? "eu-west" : "us-east");
+		    (long long)t->rf.agent[a], a == 0 ? "eu-west" : "us-east");
 		assert_true(value_of(t, series) == 1);
 	}
 	/* No ingest counters without ic. */
@@ -675,7 +529,7 @@ static void
 test_latest_result(void **state)
 {
 	struct t *t = *state;
-	struct pr x;
+	struct rf_result x;
 
 	sql(t, "INSERT INTO domains (name) VALUES ('" DOMAIN "')");
 	pr_init(&x, DOMAIN, t->round - 2);
@@ -780,7 +634,7 @@ test_scale(void **state)
 	struct t *t = *state;
 	struct timespec t0;
 	double best = 1e9;
-	struct pr x;
+	struct rf_result x;
 
 	if (getenv("MTASTS_METRICS_SCALE") == NULL) {
 		skip();
@@ -789,8 +643,10 @@ test_scale(void **state)
 	/* One real result brings the certificates in. */
 	pr_init(&x, "seed.example", t->round);
 	put(t, 0, &x);
-	assert_int_equal(store_ensure_partitions(t->st, fx.now - 4 * DAY), 0);
-	assert_int_equal(store_ensure_partitions(t->st, fx.now - 2 * DAY), 0);
+	assert_int_equal(
+	    store_ensure_partitions(t->rf.st, fx.now - 4 * DAY), 0);
+	assert_int_equal(
+	    store_ensure_partitions(t->rf.st, fx.now - 2 * DAY), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	sql(t, "INSERT INTO domains (name) SELECT 'd' || i || '.example' "
 	       "FROM generate_series(1, 1000) i");
@@ -803,8 +659,8 @@ test_scale(void **state)
 	    "FROM generate_series(0, 95) k, generate_series(1, 1000) i, "
 	    "unnest(ARRAY[%lld, %lld, %lld]::bigint[]) a",
 	    (long long)t->round, (long long)fx.now, (long long)fx.now,
-	    (long long)t->agent[0], (long long)t->agent[1],
-	    (long long)t->agent[2]);
+	    (long long)t->rf.agent[0], (long long)t->rf.agent[1],
+	    (long long)t->rf.agent[2]);
 	sql(t, "INSERT INTO host_observations (result_id, received_at, role, "
 	       "position, host, addresses, tls_ok, tls_version, verified, "
 	       "handshake_ms) SELECT r.id, r.received_at, h.role, h.pos, "
@@ -880,21 +736,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_scale, setup, teardown),
 	};
 
-	fx.conninfo = getenv("MTASTS_TEST_PG");
-	fx.sqldir = getenv("MTASTS_TEST_SQLDIR");
 	fx.promparse = getenv("MTASTS_PROMPARSE");
-	if (fx.sqldir == NULL || fx.sqldir[0] == '\0')
-		fx.sqldir = "deploy/sql";
 	if (fx.promparse == NULL || fx.promparse[0] == '\0')
 		fx.promparse = "tests/lib/promparse.py";
-	if (fx.conninfo == NULL || fx.conninfo[0] == '\0') {
-		fprintf(stderr,
-		    "test_metrics: MTASTS_TEST_PG is not set; start "
-		    "a cluster first:\n  eval \"$(sh "
-		    "tests/lib/pg_start.sh /tmp/pgm)\"\n");
+	if (rf_env("test_metrics", &fx.conninfo, &fx.sqldir) == -1)
 		return 1;
-	}
-	if (getenv("MTASTS_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("MTASTS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

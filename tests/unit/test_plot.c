@@ -15,15 +15,14 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 
-#include "../lib/testcert.h"
 #include "compare.h"
 #include "plot.h"
 #include "store_pg.h"
-#include "pgschema.h"
+#include "resultfix.h"
 
-#define sql(t, ...)  pgschema_sql(&(t)->db, __VA_ARGS__)
-#define q(t, ...)    pgschema_q(&(t)->db, __VA_ARGS__)
-#define qn(t, query) pgschema_qn(&(t)->db, (query))
+#define sql(t, ...)  pgschema_sql(&(t)->rf.db, __VA_ARGS__)
+#define q(t, ...)    pgschema_q(&(t)->rf.db, __VA_ARGS__)
+#define qn(t, query) pgschema_qn(&(t)->rf.db, (query))
 
 /*
  * Environment as for test_compare: MTASTS_TEST_PG (required),
@@ -44,29 +43,17 @@
 
 enum { ROOT, LEAF_POL, LEAF_MX_OLD, LEAF_MX, LEAF_MX_OTHER, NCERTS };
 
-struct tcert {
-	X509 *x;
-	EVP_PKEY *key;
-	unsigned char *der;
-	int len;
-	unsigned char sha[32];
-	char spki_hex[65];
-};
-
 static struct {
 	const char *conninfo;
 	const char *sqldir;
 	time_t now;
-	struct tcert c[NCERTS];
+	struct rf_cert c[NCERTS];
 } fx;
 
 struct t {
 	PGconn *conn;
 	PGconn *cmp;
-	struct pgschema db;
-	struct store *st;
-	int64_t agent[NAGENTS];
-	uint64_t seq[NAGENTS];
+	struct rf_db rf;
 	char *out;
 	size_t outlen;
 };
@@ -76,34 +63,16 @@ struct t {
 static int
 s_make_cert(int which, const char *cn, long days)
 {
-	struct tcert *c = &fx.c[which];
 	struct tc_opts o = {0};
-	unsigned char spki[32];
-	unsigned int n;
 
-	if ((c->key = tc_key_ec("P-256")) == NULL)
-		return -1;
 	o.cn = cn;
-	o.key = c->key;
-	o.ca = which == ROOT;
 	o.serial = 300 + which;
 	o.not_before = fx.now - 200 * DAY;
 	o.not_after = fx.now + days * DAY;
-	if (which != ROOT) {
+	if (which != ROOT)
 		o.san = "DNS:" MX ",DNS:" POLHOST;
-		o.issuer = fx.c[ROOT].x;
-		o.issuer_key = fx.c[ROOT].key;
-	}
-	if ((c->x = tc_cert(&o)) == NULL)
-		return -1;
-	c->der = NULL;
-	if ((c->len = i2d_X509(c->x, &c->der)) <= 0)
-		return -1;
-	EVP_Digest(c->der, (size_t)c->len, c->sha, NULL, EVP_sha256(), NULL);
-	X509_pubkey_digest(c->x, EVP_sha256(), spki, &n);
-	for (int i = 0; i < 32; i++)
-		sprintf(c->spki_hex + 2 * i, "%02x", spki[i]);
-	return 0;
+	return rf_cert_make(
+	    &fx.c[which], which != ROOT ? &fx.c[ROOT] : NULL, &o, 0);
 }
 
 static int
@@ -124,44 +93,29 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
-	for (int i = 0; i < NCERTS; i++) {
-		OPENSSL_free(fx.c[i].der);
-		X509_free(fx.c[i].x);
-		EVP_PKEY_free(fx.c[i].key);
-	}
+	rf_certs_free(fx.c, NCERTS);
 	return 0;
 }
 
 static int
 setup(void **state)
 {
+	const struct rf_db_opts o = {.conninfo = fx.conninfo,
+	    .sqldir = fx.sqldir,
+	    .schema = "plot_test",
+	    .keyfmt = "PLOTKEY%d",
+	    .nagents = NAGENTS,
+	    .certs = fx.c,
+	    .ncerts = NCERTS};
 	struct t *t = calloc(1, sizeof(*t));
-	char err[512], key[32], name[32];
 
 	if (t == NULL)
 		return -1;
 	*state = t;
-	if (pgschema_open(&t->db, fx.conninfo, "plot_test") == -1)
+	if (rf_db_open(&t->rf, &o) == -1 ||
+	    (t->conn = rf_db_connect(&t->rf)) == NULL ||
+	    (t->cmp = rf_db_connect(&t->rf)) == NULL)
 		return -1;
-	t->st = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
-	if (t->st == NULL) {
-		print_error("store_open: %s\n", err);
-		return -1;
-	}
-	t->conn = PQconnectdb(t->db.conninfo);
-	t->cmp = PQconnectdb(t->db.conninfo);
-	if (PQstatus(t->conn) != CONNECTION_OK ||
-	    PQstatus(t->cmp) != CONNECTION_OK) {
-		print_error("connect: %s", PQerrorMessage(t->conn));
-		return -1;
-	}
-	for (int i = 0; i < NAGENTS; i++) {
-		snprintf(key, sizeof(key), "PLOTKEY%d", i + 1);
-		snprintf(name, sizeof(name), "agent-%d", i + 1);
-		if (store_agent_upsert(t->st, key, name, "r", &t->agent[i]) !=
-		    0)
-			return -1;
-	}
 	return 0;
 }
 
@@ -173,119 +127,31 @@ teardown(void **state)
 	if (t == NULL)
 		return 0;
 	free(t->out);
-	store_close(&t->st);
 	PQfinish(t->conn);
 	PQfinish(t->cmp);
-	pgschema_close(&t->db);
+	rf_db_close(&t->rf);
 	free(t);
 	return 0;
 }
 
 /* One result: STS id, enforce policy, the policy host with LEAF_POL and
  * one MX (name mx) with the leaf given, both under ROOT and verified. */
-struct pr {
-	Mtastswatch__V1__ProbeResult r;
-	Mtastswatch__V1__StsTxt sts;
-	Mtastswatch__V1__Policy pol;
-	char *pol_mx[1];
-	unsigned char body_sha[32];
-	Mtastswatch__V1__HostObservation ph, mxh;
-	Mtastswatch__V1__MxObservation mx, *mxp[1];
-	ProtobufCBinaryData ph_chain[2], mx_chain[2];
-	Mtastswatch__V1__Certificate c[3], *cp[3];
-};
-
 static void
-pr_init(struct pr *x, const char *domain, const char *mx, int leaf, time_t at)
+pr_init(struct rf_result *x, const char *domain, const char *mx, int leaf,
+    time_t at)
 {
-	const Mtastswatch__V1__ProbeResult r0 =
-	    MTASTSWATCH__V1__PROBE_RESULT__INIT;
-	const Mtastswatch__V1__StsTxt s0 = MTASTSWATCH__V1__STS_TXT__INIT;
-	const Mtastswatch__V1__Policy p0 = MTASTSWATCH__V1__POLICY__INIT;
-	const Mtastswatch__V1__HostObservation h0 =
-	    MTASTSWATCH__V1__HOST_OBSERVATION__INIT;
-	const Mtastswatch__V1__MxObservation m0 =
-	    MTASTSWATCH__V1__MX_OBSERVATION__INIT;
-	const Mtastswatch__V1__Certificate c0 =
-	    MTASTSWATCH__V1__CERTIFICATE__INIT;
-	const int certs[3] = {ROOT, LEAF_POL, leaf};
-
-	memset(x, 0, sizeof(*x));
-	x->r = r0;
-	x->r.domain = (char *)domain;
+	rf_result_init(x, domain, POLHOST, mx, at / INTERVAL);
 	x->r.started_at_ms = (int64_t)at * 1000;
-	x->r.duration_ms = 900;
-	x->r.completed = 1;
-	x->r.round = (uint64_t)(at / INTERVAL);
-	x->sts = s0;
-	x->sts.id = "20240101";
-	x->sts.valid = 1;
-	x->r.sts_txt = &x->sts;
-	x->pol = p0;
-	x->pol.http_status = 200;
-	memset(x->body_sha, 0xab, sizeof(x->body_sha));
-	x->pol.sha256.data = x->body_sha;
-	x->pol.sha256.len = sizeof(x->body_sha);
-	x->pol.mode = "enforce";
-	x->pol_mx[0] = (char *)mx;
-	x->pol.mx = x->pol_mx;
-	x->pol.n_mx = 1;
-	x->pol.max_age = 86400;
-	x->pol.valid = 1;
-	x->r.policy = &x->pol;
-	for (int i = 0; i < 3; i++) {
-		x->c[i] = c0;
-		x->c[i].der.data = fx.c[certs[i]].der;
-		x->c[i].der.len = (size_t)fx.c[certs[i]].len;
-		x->cp[i] = &x->c[i];
-	}
-	x->r.certificates = x->cp;
-	x->r.n_certificates = 3;
-	for (int i = 0; i < 2; i++)
-		x->ph_chain[i].len = x->mx_chain[i].len = 32;
-	x->ph_chain[0].data = fx.c[LEAF_POL].sha;
-	x->ph_chain[1].data = fx.c[ROOT].sha;
-	x->mx_chain[0].data = fx.c[leaf].sha;
-	x->mx_chain[1].data = fx.c[ROOT].sha;
-	x->ph = h0;
-	x->ph.host = "mta-sts.example.com";
-	x->ph.tls_ok = 1;
-	x->ph.verified = 1;
-	x->ph.n_chain_sha256 = 2;
-	x->ph.chain_sha256 = x->ph_chain;
-	x->r.policy_host = &x->ph;
-	x->mxh = h0;
-	x->mxh.host = (char *)mx;
-	x->mxh.tls_ok = 1;
-	x->mxh.verified = 1;
-	x->mxh.n_chain_sha256 = 2;
-	x->mxh.chain_sha256 = x->mx_chain;
-	x->mx = m0;
-	x->mx.host = &x->mxh;
-	x->mx.preference = 10;
-	x->mx.starttls = 1;
-	x->mx.policy_match = 1;
-	x->mxp[0] = &x->mx;
-	x->r.mx = x->mxp;
-	x->r.n_mx = 1;
+	rf_result_chains(x, LEAF_POL, leaf, ROOT);
 }
 
 /* Stores x as agent a's next result, received at `at` (the partition of
  * a day before today must be made first). */
 static void
-put_at(struct t *t, int a, struct pr *x, time_t at)
+put_at(struct t *t, int a, struct rf_result *x, time_t at)
 {
-	Mtastswatch__V1__ProbeResult *ptr = &x->r;
-	struct timespec rt = {.tv_sec = at, .tv_nsec = 0};
-	uint64_t committed = 0;
-
-	x->r.seq = ++t->seq[a];
-	x->r.vantage = "test";
-	if (store_write_batch(t->st, t->agent[a], &ptr, 1, &rt, &committed) !=
-	    0) {
-		print_error("store_write_batch: %s\n", store_error(t->st));
+	if (rf_put(&t->rf, a, x, at) != 0)
 		fail();
-	}
 }
 
 /* Exit status of the well-formedness check on text. */
@@ -396,7 +262,7 @@ test_domain(void **state)
 	struct t *t = *state;
 	static const int ago[] = {80, 60, 40, 21, 5};
 	char cell[256];
-	struct pr x;
+	struct rf_result x;
 	int64_t round = fx.now / INTERVAL;
 
 	sql(t, "INSERT INTO domains (name) VALUES ('" DOMAIN "')");
@@ -405,7 +271,7 @@ test_domain(void **state)
 
 		pr_init(
 		    &x, DOMAIN, MX, ago[i] > 20 ? LEAF_MX_OLD : LEAF_MX, at);
-		assert_int_equal(store_ensure_partitions(t->st, at), 0);
+		assert_int_equal(store_ensure_partitions(t->rf.st, at), 0);
 		put_at(t, 0, &x, at);
 	}
 	for (int a = 0; a < NAGENTS; a++) {
@@ -473,7 +339,7 @@ test_unknown_domain(void **state)
 	assert_int_equal(count(t->out, "class=\"host\""), 0);
 	/* Results alone make a domain known (it may have been removed). */
 	{
-		struct pr x;
+		struct rf_result x;
 
 		pr_init(&x, "gone.example", MX, LEAF_MX, fx.now);
 		put_at(t, 0, &x, fx.now);
@@ -509,12 +375,12 @@ test_escaping(void **state)
 {
 	struct t *t = *state;
 	const char *domain = "esc" ESC ".example";
-	struct pr x;
+	struct rf_result x;
 
 	sql(t, "UPDATE agents SET name = $$ag" ESC "$$ WHERE id = %lld",
-	    (long long)t->agent[1]);
+	    (long long)t->rf.agent[1]);
 	sql(t, "UPDATE agents SET name = 'bad\x01name' WHERE id = %lld",
-	    (long long)t->agent[2]);
+	    (long long)t->rf.agent[2]);
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, domain, "mx" ESC ".example", LEAF_MX, fx.now);
 		x.sts.id = a == 0 ? "id" ESC : "plain";
@@ -546,7 +412,7 @@ test_bounds(void **state)
 {
 	struct t *t = *state;
 	struct timespec t0, t1;
-	struct pr x;
+	struct rf_result x;
 	size_t n;
 
 	sql(t, "SELECT mtastswatch_ensure_partitions(current_date - 91, 92)");
@@ -558,7 +424,7 @@ test_bounds(void **state)
 	    "completed, received_at) SELECT %lld, 1000 + k, 'many.example', "
 	    "k, 900, true, to_timestamp(%lld - k * 19440) "
 	    "FROM generate_series(0, 399) k",
-	    (long long)t->agent[0], (long long)fx.now);
+	    (long long)t->rf.agent[0], (long long)fx.now);
 	sql(t,
 	    "INSERT INTO chain_certs (result_id, received_at, role, "
 	    "host_position, host, position, cert_sha256) "
@@ -604,7 +470,7 @@ test_scale(void **state)
 	struct t *t = *state;
 	struct timespec t0, t1;
 	double best = 1e9;
-	struct pr x;
+	struct rf_result x;
 
 	if (getenv("MTASTS_PLOT_SCALE") == NULL) {
 		skip();
@@ -621,8 +487,8 @@ test_scale(void **state)
 	    "FROM generate_series(0, 25899) k, "
 	    "unnest(ARRAY[%lld, %lld, %lld]::bigint[]) a",
 	    (long long)(fx.now / INTERVAL), (long long)fx.now,
-	    (long long)t->agent[0], (long long)t->agent[1],
-	    (long long)t->agent[2]);
+	    (long long)t->rf.agent[0], (long long)t->rf.agent[1],
+	    (long long)t->rf.agent[2]);
 	sql(t,
 	    "INSERT INTO chain_certs (result_id, received_at, role, "
 	    "host_position, host, position, cert_sha256) "
@@ -673,18 +539,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_scale, setup, teardown),
 	};
 
-	fx.conninfo = getenv("MTASTS_TEST_PG");
-	fx.sqldir = getenv("MTASTS_TEST_SQLDIR");
-	if (fx.sqldir == NULL || fx.sqldir[0] == '\0')
-		fx.sqldir = "deploy/sql";
-	if (fx.conninfo == NULL || fx.conninfo[0] == '\0') {
-		fprintf(stderr,
-		    "test_plot: MTASTS_TEST_PG is not set; start a cluster "
-		    "first:\n  eval \"$(sh tests/lib/pg_start.sh "
-		    "/tmp/pgm)\"\n");
+	if (rf_env("test_plot", &fx.conninfo, &fx.sqldir) == -1)
 		return 1;
-	}
-	if (getenv("MTASTS_TEST_FILTER") != NULL)
-		cmocka_set_test_filter(getenv("MTASTS_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

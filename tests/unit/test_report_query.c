@@ -14,14 +14,13 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 
-#include "../lib/testcert.h"
 #include "compare.h"
 #include "report_query.h"
 #include "store_pg.h"
-#include "pgschema.h"
+#include "resultfix.h"
 
-#define sql(t, ...) pgschema_sql(&(t)->db, __VA_ARGS__)
-#define q(t, ...)   pgschema_q(&(t)->db, __VA_ARGS__)
+#define sql(t, ...) pgschema_sql(&(t)->rf.db, __VA_ARGS__)
+#define q(t, ...)   pgschema_q(&(t)->rf.db, __VA_ARGS__)
 
 /*
  * Environment: MTASTS_TEST_PG (required), MTASTS_TEST_SQLDIR (default
@@ -53,30 +52,16 @@
 
 enum { ROOT, PH, PH_OLD, MX_A, MX_B, NCERTS };
 
-struct tcert {
-	X509 *x;
-	EVP_PKEY *key;
-	unsigned char *der;
-	int len;
-	unsigned char sha[32];
-	char sha_hex[65]; /* upper case, as tls.server.hash.sha256 */
-	char spki_hex[65];
-	time_t not_after;
-};
-
 static struct {
 	const char *conninfo;
 	const char *sqldir;
 	time_t now;
-	struct tcert c[NCERTS];
+	struct rf_cert c[NCERTS];
 } fx;
 
 struct t {
-	struct pgschema db;
-	struct store *st;
+	struct rf_db rf;
 	PGconn *conn; /* the reports' own connection */
-	int64_t agent[NAGENTS];
-	uint64_t seq[NAGENTS];
 	int64_t round;
 	long long inc[4]; /* ids of incidents a..d */
 };
@@ -86,39 +71,19 @@ struct t {
 static int
 s_make_cert(int which, const char *cn, long days_left, long serial)
 {
-	struct tcert *c = &fx.c[which];
 	struct tc_opts o = {0};
-	unsigned char spki[32];
 	char san[128];
-	unsigned int n;
 
-	if ((c->key = tc_key_ec("P-256")) == NULL)
-		return -1;
-	c->not_after = fx.now + days_left * DAY + 3600;
 	o.cn = cn;
-	o.key = c->key;
-	o.ca = which == ROOT;
 	o.serial = serial;
 	o.not_before = fx.now - 10 * DAY;
-	o.not_after = c->not_after;
+	o.not_after = fx.now + days_left * DAY + 3600;
 	if (which != ROOT) {
 		snprintf(san, sizeof(san), "DNS:%s", cn);
 		o.san = san;
-		o.issuer = fx.c[ROOT].x;
-		o.issuer_key = fx.c[ROOT].key;
 	}
-	if ((c->x = tc_cert(&o)) == NULL)
-		return -1;
-	c->der = NULL;
-	if ((c->len = i2d_X509(c->x, &c->der)) <= 0)
-		return -1;
-	EVP_Digest(c->der, (size_t)c->len, c->sha, NULL, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		sprintf(c->sha_hex + 2 * i, "%02X", c->sha[i]);
-	X509_pubkey_digest(c->x, EVP_sha256(), spki, &n);
-	for (int i = 0; i < 32; i++)
-		sprintf(c->spki_hex + 2 * i, "%02x", spki[i]);
-	return 0;
+	return rf_cert_make(
+	    &fx.c[which], which != ROOT ? &fx.c[ROOT] : NULL, &o, 0);
 }
 
 static int
@@ -139,142 +104,32 @@ static int
 group_teardown(void **state)
 {
 	(void)state;
-	for (int i = 0; i < NCERTS; i++) {
-		OPENSSL_free(fx.c[i].der);
-		X509_free(fx.c[i].x);
-		EVP_PKEY_free(fx.c[i].key);
-	}
+	rf_certs_free(fx.c, NCERTS);
 	return 0;
 }
 
 /* One vantage's result for example.com. */
-struct pr {
-	Mtastswatch__V1__ProbeResult r;
-	Mtastswatch__V1__StsTxt sts;
-	Mtastswatch__V1__Policy pol;
-	char *pol_mx[1];
-	unsigned char body_sha[32];
-	Mtastswatch__V1__HostObservation ph, mxh;
-	Mtastswatch__V1__MxObservation mx, *mxp[1];
-	ProtobufCBinaryData ph_chain[2], mx_chain[2];
-	char *addrs[1];
-	Mtastswatch__V1__Certificate c[3], *cp[3];
-	Mtastswatch__V1__Finding f, *fp[1];
-};
-
 static void
-pr_init(struct pr *x, int64_t round, int ph_leaf, int mx_leaf)
+pr_init(struct rf_result *x, int64_t round, int ph_leaf, int mx_leaf)
 {
-	const Mtastswatch__V1__ProbeResult r0 =
-	    MTASTSWATCH__V1__PROBE_RESULT__INIT;
-	const Mtastswatch__V1__StsTxt s0 = MTASTSWATCH__V1__STS_TXT__INIT;
-	const Mtastswatch__V1__Policy p0 = MTASTSWATCH__V1__POLICY__INIT;
-	const Mtastswatch__V1__HostObservation h0 =
-	    MTASTSWATCH__V1__HOST_OBSERVATION__INIT;
-	const Mtastswatch__V1__MxObservation m0 =
-	    MTASTSWATCH__V1__MX_OBSERVATION__INIT;
-	const Mtastswatch__V1__Certificate c0 =
-	    MTASTSWATCH__V1__CERTIFICATE__INIT;
-	const Mtastswatch__V1__Finding f0 = MTASTSWATCH__V1__FINDING__INIT;
-	const int certs[3] = {ROOT, ph_leaf, mx_leaf};
-
-	memset(x, 0, sizeof(*x));
-	x->r = r0;
-	x->r.domain = DOMAIN;
+	rf_result_init(x, DOMAIN, PHOST, MX, round);
 	x->r.started_at_ms = (int64_t)round * INTERVAL * 1000;
 	x->r.duration_ms = 1200;
-	x->r.completed = 1;
-	x->r.round = (uint64_t)round;
-	x->sts = s0;
-	x->sts.id = "20240101";
-	x->sts.valid = 1;
-	x->r.sts_txt = &x->sts;
-	x->pol = p0;
 	x->pol.url = "https://" PHOST "/.well-known/mta-sts.txt";
-	x->pol.http_status = 200;
-	memset(x->body_sha, 0xab, sizeof(x->body_sha));
-	x->pol.sha256.data = x->body_sha;
-	x->pol.sha256.len = sizeof(x->body_sha);
-	x->pol.mode = "enforce";
-	x->pol_mx[0] = MX;
-	x->pol.mx = x->pol_mx;
-	x->pol.n_mx = 1;
 	x->pol.max_age = 604800;
-	x->pol.valid = 1;
-	x->r.policy = &x->pol;
-
-	for (int i = 0; i < 3; i++) {
-		x->c[i] = c0;
-		x->c[i].der.data = fx.c[certs[i]].der;
-		x->c[i].der.len = (size_t)fx.c[certs[i]].len;
-		x->cp[i] = &x->c[i];
-	}
-	x->r.certificates = x->cp;
-	x->r.n_certificates = 3;
-	x->ph_chain[0].data = fx.c[ph_leaf].sha;
-	x->ph_chain[1].data = fx.c[ROOT].sha;
-	x->mx_chain[0].data = fx.c[mx_leaf].sha;
-	x->mx_chain[1].data = fx.c[ROOT].sha;
-	for (int i = 0; i < 2; i++)
-		x->ph_chain[i].len = x->mx_chain[i].len = 32;
-
-	x->ph = h0;
-	x->ph.host = PHOST;
 	x->ph.ip = "192.0.2.10";
-	x->ph.tls_ok = 1;
 	x->ph.tls_version = "TLSv1.3";
 	x->ph.cipher = "TLS_AES_256_GCM_SHA384";
-	x->ph.verified = 1;
-	x->ph.chain_sha256 = x->ph_chain;
-	x->ph.n_chain_sha256 = 2;
-	x->r.policy_host = &x->ph;
-
 	x->addrs[0] = "192.0.2.25";
-	x->mxh = h0;
-	x->mxh.host = MX;
 	x->mxh.addresses = x->addrs;
 	x->mxh.n_addresses = 1;
 	x->mxh.ip = "192.0.2.25";
-	x->mxh.tls_ok = 1;
 	x->mxh.tls_version = "TLSv1.2";
 	x->mxh.cipher = "ECDHE-ECDSA-AES128-GCM-SHA256";
-	x->mxh.verified = 1;
-	x->mxh.chain_sha256 = x->mx_chain;
-	x->mxh.n_chain_sha256 = 2;
-	x->mx = m0;
-	x->mx.host = &x->mxh;
-	x->mx.preference = 10;
-	x->mx.starttls = 1;
-	x->mx.policy_match = 1;
-	x->mxp[0] = &x->mx;
-	x->r.mx = x->mxp;
-	x->r.n_mx = 1;
-
-	x->f = f0;
-	x->f.code = "CERT_EXPIRING";
-	x->f.severity = MTASTSWATCH__V1__SEVERITY__SEVERITY_WARNING;
-	x->f.subject = PHOST;
-	x->f.detail = "certificate expires soon";
-	x->fp[0] = &x->f;
-	x->r.findings = x->fp;
-	x->r.n_findings = 1;
-}
-
-static int
-put(struct t *t, int a, struct pr *x)
-{
-	Mtastswatch__V1__ProbeResult *ptr = &x->r;
-	struct timespec rt = {.tv_sec = fx.now, .tv_nsec = 0};
-	uint64_t committed = 0;
-
-	x->r.seq = ++t->seq[a];
-	x->r.vantage = "test";
-	if (store_write_batch(t->st, t->agent[a], &ptr, 1, &rt, &committed) !=
-	    0) {
-		print_error("store_write_batch: %s\n", store_error(t->st));
-		return -1;
-	}
-	return 0;
+	rf_result_chains(x, ph_leaf, mx_leaf, ROOT);
+	rf_result_finding(x, "CERT_EXPIRING",
+	    MTASTSWATCH__V1__SEVERITY__SEVERITY_WARNING, PHOST,
+	    "certificate expires soon");
 }
 
 static long long
@@ -300,54 +155,47 @@ s_incident(struct t *t, const char *domain, const char *code,
 static int
 setup(void **state)
 {
-	struct t *t = calloc(1, sizeof(*t));
-	static const char *names[NAGENTS] = {"agent-1", "agent-2", "agent-3"};
-	static const char *regions[NAGENTS] = {
+	static const char *const regions[NAGENTS] = {
 	    "eu-west", "us-east", "ap-south"};
-	char err[512], key[48];
+	/* 40 characters, as long as a Z85 CURVE key: the table cuts it. */
+	const struct rf_db_opts o = {.conninfo = fx.conninfo,
+	    .sqldir = fx.sqldir,
+	    .schema = "report_test",
+	    .keyfmt = "REPORTAGENTKEY%d0000000000000000000000000",
+	    .regions = regions,
+	    .nagents = NAGENTS,
+	    .certs = fx.c,
+	    .ncerts = NCERTS};
+	struct t *t = calloc(1, sizeof(*t));
 	struct timespec rt = {.tv_sec = fx.now, .tv_nsec = 0};
 	uint64_t committed;
 	PGconn *cmp;
-	struct pr x;
+	struct rf_result x;
 
 	if (t == NULL)
 		return -1;
 	*state = t;
-	if (pgschema_open(&t->db, fx.conninfo, "report_test") == -1)
-		return -1;
-	t->st = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
-	if (t->st == NULL) {
-		print_error("store_open: %s\n", err);
-		return -1;
-	}
-	t->conn = PQconnectdb(t->db.conninfo);
-	if (PQstatus(t->conn) != CONNECTION_OK)
+	if (rf_db_open(&t->rf, &o) == -1 ||
+	    (t->conn = rf_db_connect(&t->rf)) == NULL)
 		return -1;
 	t->round = fx.now / INTERVAL;
-	for (int i = 0; i < NAGENTS; i++) {
-		snprintf(key, sizeof(key), "REPORTAGENTKEY%d%025d", i + 1, 0);
-		if (store_agent_upsert(
-			t->st, key, names[i], regions[i], &t->agent[i]) != 0)
-			return -1;
-	}
-	if (store_domain_add(t->st, DOMAIN, NULL) != 0 ||
-	    store_domain_add(t->st, "idle.example", NULL) != 0 ||
-	    store_domain_add(t->st, "gone.example", NULL) != 0 ||
-	    store_domain_remove(t->st, "gone.example", NULL) != 0)
+	if (store_domain_add(t->rf.st, DOMAIN, NULL) != 0 ||
+	    store_domain_add(t->rf.st, "idle.example", NULL) != 0 ||
+	    store_domain_add(t->rf.st, "gone.example", NULL) != 0 ||
+	    store_domain_remove(t->rf.st, "gone.example", NULL) != 0)
 		return -1;
 	for (int a = 0; a < NAGENTS; a++) {
 		pr_init(&x, t->round - 1, PH_OLD, MX_A);
-		if (put(t, a, &x) == -1)
+		if (rf_put(&t->rf, a, &x, fx.now) == -1)
 			return -1;
 		pr_init(&x, t->round, PH, a == 2 ? MX_B : MX_A);
-		if (put(t, a, &x) == -1)
+		if (rf_put(&t->rf, a, &x, fx.now) == -1)
 			return -1;
 	}
-	if (store_gap(t->st, t->agent[0], 100, 104, "spool full", &rt,
+	if (store_gap(t->rf.st, t->rf.agent[0], 100, 104, "spool full", &rt,
 		&committed) != 0)
 		return -1;
-	cmp = PQconnectdb(t->db.conninfo);
-	if (PQstatus(cmp) != CONNECTION_OK ||
+	if ((cmp = rf_db_connect(&t->rf)) == NULL ||
 	    compare_round(cmp, DOMAIN, t->round - 1, NULL, NULL) != 0 ||
 	    compare_round(cmp, DOMAIN, t->round, NULL, NULL) != 0) {
 		PQfinish(cmp);
@@ -397,9 +245,8 @@ teardown(void **state)
 
 	if (t == NULL)
 		return 0;
-	store_close(&t->st);
 	PQfinish(t->conn);
-	pgschema_close(&t->db);
+	rf_db_close(&t->rf);
 	free(t);
 	return 0;
 }
@@ -1264,16 +1111,7 @@ main(void)
 		test_connection_lost, setup, teardown),
 	};
 
-	fx.conninfo = getenv("MTASTS_TEST_PG");
-	fx.sqldir = getenv("MTASTS_TEST_SQLDIR");
-	if (fx.sqldir == NULL || fx.sqldir[0] == '\0')
-		fx.sqldir = "deploy/sql";
-	if (fx.conninfo == NULL || fx.conninfo[0] == '\0') {
-		fprintf(stderr,
-		    "test_report_query: MTASTS_TEST_PG is not set; start a "
-		    "cluster first:\n  eval \"$(sh tests/lib/pg_start.sh "
-		    "/tmp/pgm)\"\n");
+	if (rf_env("test_report_query", &fx.conninfo, &fx.sqldir) == -1)
 		return 1;
-	}
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
