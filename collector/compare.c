@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "strbuf.h"
 
 /*
  * Everything is read with a few queries that normalise in SQL (names
@@ -177,112 +178,27 @@ static const char q_pending[] =
     "OR (active.ids IS NOT NULL AND active.ids <@ cand.ids)) "
     "ORDER BY cand.round, cand.domain";
 
-/* ---- growing strings ---- */
-
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void
-sb_addn(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 128;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_add(struct sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void
-sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	char small[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = 1;
-		return;
-	}
-	if ((size_t)n < sizeof(small)) {
-		sb_addn(b, small, (size_t)n);
-		return;
-	}
-	{
-		char *big = malloc((size_t)n + 1);
-
-		if (big == NULL) {
-			b->oom = 1;
-			return;
-		}
-		va_start(ap, fmt);
-		vsnprintf(big, (size_t)n + 1, fmt, ap);
-		va_end(ap);
-		sb_addn(b, big, (size_t)n);
-		free(big);
-	}
-}
+/* ---- growing strings (common/strbuf.h) ---- */
 
 /* s as a JSON string; the text comes from PostgreSQL, hence valid UTF-8. */
 static void
-sb_json(struct sbuf *b, const char *s)
+sb_json(struct strbuf *b, const char *s)
 {
-	sb_add(b, "\"");
+	strbuf_add(b, "\"");
 	for (; *s != '\0'; s++) {
 		unsigned char ch = (unsigned char)*s;
 
 		if (ch == '"' || ch == '\\') {
 			char esc[2] = {'\\', (char)ch};
 
-			sb_addn(b, esc, 2);
+			strbuf_addn(b, esc, 2);
 		} else if (ch < 0x20) {
-			sb_printf(b, "\\u%04x", ch);
+			strbuf_printf(b, "\\u%04x", ch);
 		} else {
-			sb_addn(b, s, 1);
+			strbuf_addn(b, s, 1);
 		}
 	}
-	sb_add(b, "\"");
-}
-
-/* Takes the string from b (caller frees); NULL when out of memory. */
-static char *
-sb_take(struct sbuf *b)
-{
-	char *p = b->oom ? NULL : b->p;
-
-	if (b->oom)
-		free(b->p);
-	else if (p == NULL)
-		p = strdup("");
-	b->p = NULL;
-	b->len = b->cap = 0;
-	return p;
+	strbuf_add(b, "\"");
 }
 
 /* ---- the model of one round ---- */
@@ -390,26 +306,30 @@ s_emit(struct round_ctx *c, const char *code, const char *severity,
     const char *subject, const char *what, const struct cell *cells,
     const unsigned char *dissent, const struct tally *t)
 {
-	struct sbuf matrix = {0}, diss = {0}, detail = {0}, agree = {0};
+	struct strbuf matrix, diss, detail, agree;
 	struct finding *f;
 	size_t nd = 0;
 	int first = 1;
 
-	sb_add(&matrix, "{");
+	strbuf_init(&matrix, 0);
+	strbuf_init(&diss, 0);
+	strbuf_init(&detail, 0);
+	strbuf_init(&agree, 0);
+	strbuf_add(&matrix, "{");
 	for (size_t i = 0; i < c->nv; i++) {
 		const char *seen = !c->v[i].completed	  ? "not completed"
 				   : cells[i].key == NULL ? "not observed"
 							  : s_show(&cells[i]);
 
-		sb_add(&matrix, i ? ", " : "");
+		strbuf_add(&matrix, i ? ", " : "");
 		sb_json(&matrix, c->v[i].label);
-		sb_add(&matrix, ": ");
+		strbuf_add(&matrix, ": ");
 		sb_json(&matrix, seen);
 	}
-	sb_add(&matrix, "}");
+	strbuf_add(&matrix, "}");
 
-	sb_printf(&detail, "%s: ", what);
-	sb_add(&diss, "[");
+	strbuf_printf(&detail, "%s: ", what);
+	strbuf_add(&diss, "[");
 	for (size_t i = 0; i < c->nv; i++) {
 		int d = dissent != NULL
 			    ? dissent[i]
@@ -419,25 +339,25 @@ s_emit(struct round_ctx *c, const char *code, const char *severity,
 		if (cells[i].key == NULL)
 			continue;
 		if (!d) {
-			sb_add(&agree, agree.len ? ", " : "");
-			sb_add(&agree, c->v[i].label);
+			strbuf_add(&agree, agree.len ? ", " : "");
+			strbuf_add(&agree, c->v[i].label);
 			continue;
 		}
-		sb_add(&diss, nd ? ", " : "");
+		strbuf_add(&diss, nd ? ", " : "");
 		sb_json(&diss, c->v[i].label);
-		sb_printf(&detail, "%s%s saw \"%s\"", first ? "" : "; ",
+		strbuf_printf(&detail, "%s%s saw \"%s\"", first ? "" : "; ",
 		    c->v[i].label, s_show(&cells[i]));
 		first = 0;
 		nd++;
 	}
-	sb_add(&diss, "]");
-	sb_printf(&detail, "; the %s (%zu of %zu: %s) saw \"%s\"",
+	strbuf_add(&diss, "]");
+	strbuf_printf(&detail, "; the %s (%zu of %zu: %s) saw \"%s\"",
 	    t->split ? "largest group, no strict majority," : "majority",
 	    t->n_agree, t->n_obs, agree.p != NULL ? agree.p : "",
 	    s_show(&cells[t->agree]));
-	sb_printf(&detail, " (policy mode %s, %zu dissenter%s)",
+	strbuf_printf(&detail, " (policy mode %s, %zu dissenter%s)",
 	    c->enforce ? "enforce" : "not enforce", nd, nd == 1 ? "" : "s");
-	free(agree.p);
+	strbuf_free(&agree);
 
 	if (c->nf == c->capf) {
 		size_t cap = c->capf ? 2 * c->capf : 8;
@@ -445,9 +365,9 @@ s_emit(struct round_ctx *c, const char *code, const char *severity,
 
 		if (nf == NULL) {
 			c->oom = 1;
-			free(matrix.p);
-			free(diss.p);
-			free(detail.p);
+			strbuf_free(&matrix);
+			strbuf_free(&diss);
+			strbuf_free(&detail);
 			return;
 		}
 		c->f = nf;
@@ -457,9 +377,9 @@ s_emit(struct round_ctx *c, const char *code, const char *severity,
 	f->code = code;
 	f->severity = severity != NULL ? severity : s_severity(c, nd, t->split);
 	f->subject = strdup(subject);
-	f->matrix = sb_take(&matrix);
-	f->dissenters = sb_take(&diss);
-	f->detail = sb_take(&detail);
+	f->matrix = strbuf_steal(&matrix, NULL);
+	f->dissenters = strbuf_steal(&diss, NULL);
+	f->detail = strbuf_steal(&detail, NULL);
 	c->nf++;
 	if (f->subject == NULL || f->matrix == NULL || f->dissenters == NULL ||
 	    f->detail == NULL)
@@ -925,7 +845,7 @@ s_propagating(struct round_ctx *c, const char *code, const char *subject,
 	const char *x = cells[t->agree].key, *y = NULL, *state, *old, *new;
 	char first_s[24], start_s[24];
 	const char *p[5] = {c->domain, c->round_s, first_s, subject, code};
-	struct sbuf what = {0};
+	struct strbuf what;
 	PGresult *res;
 	int64_t changed, start;
 	uint64_t ago;
@@ -1011,19 +931,20 @@ s_propagating(struct round_ctx *c, const char *code, const char *subject,
 		return rc;
 
 	snprintf(start_s, sizeof(start_s), "%" PRId64, start);
-	sb_printf(&what,
+	strbuf_init(&what, 0);
+	strbuf_printf(&what,
 	    "%s is changing from \"%s\" to \"%s\", seen at some vantages "
 	    "only since round %s (%" PRIu64 " s ago; propagation window "
 	    "%" PRIu32 " s plus one interval of %" PRIu32 " s)",
 	    thing, old, new, start_s, ago, c->window_s, c->interval_s);
-	if (what.oom) {
-		free(what.p);
+	if (strbuf_failed(&what)) {
+		strbuf_free(&what);
 		c->oom = 1;
 		return 1;
 	}
 	s_emit(c, "VANTAGE_CHANGE_PROPAGATING", "info", subject, what.p, cells,
 	    NULL, t);
-	free(what.p);
+	strbuf_free(&what);
 	return 1;
 }
 
