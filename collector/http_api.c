@@ -24,6 +24,8 @@
 #include "errbuf.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
+#include "pgconn.h"
 #include "plot.h"
 #include "report_query.h"
 
@@ -50,7 +52,8 @@ struct http_api {
 	unsigned char token_hash[32]; /* SHA-256 of the token */
 	long silent_after_s;
 	unsigned port;
-	PGconn *conn; /* the MHD thread's own: see s_db */
+	struct notify *notify; /* borrowed: woken after an ack */
+	PGconn *conn;	       /* the MHD thread's own: see s_db */
 	pthread_mutex_t mu;
 	struct ingest_counters counters; /* under mu */
 	int have_counters;		 /* under mu */
@@ -185,12 +188,7 @@ s_oneline(const char *m, char *buf, size_t len)
 static PGconn *
 s_db(struct http_api *api)
 {
-	static const char *const keys[] = {
-	    "connect_timeout", "application_name", "dbname", NULL};
-	const char *vals[] = {HTTP_API_CONNECT_TIMEOUT, "mtasts-collector-api",
-	    api->conninfo, NULL};
-	char set[64], line[512];
-	PGresult *res;
+	char err[512];
 
 	if (api->conn != NULL && PQstatus(api->conn) == CONNECTION_OK)
 		return api->conn;
@@ -198,29 +196,11 @@ s_db(struct http_api *api)
 		PQfinish(api->conn);
 		api->conn = NULL;
 	}
-	api->conn = PQconnectdbParams(keys, vals, 1);
-	if (api->conn == NULL || PQstatus(api->conn) != CONNECTION_OK) {
-		log_warnx("http: event=db_unavailable error=\"%s\"",
-		    s_oneline(api->conn != NULL ? PQerrorMessage(api->conn)
-						: "out of memory",
-			line, sizeof(line)));
-		PQfinish(api->conn);
-		api->conn = NULL;
-		return NULL;
-	}
 	/* A report that runs away is cut off by the server. */
-	snprintf(set, sizeof(set), "SET statement_timeout = %d",
-	    HTTP_API_QUERY_TIMEOUT_MS);
-	res = PQexec(api->conn, set);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		log_warnx("http: event=db_setup_failed error=\"%s\"",
-		    s_oneline(PQerrorMessage(api->conn), line, sizeof(line)));
-		PQclear(res);
-		PQfinish(api->conn);
-		api->conn = NULL;
-		return NULL;
-	}
-	PQclear(res);
+	api->conn = pgconn_open(api->conninfo, "mtasts-collector-api",
+	    HTTP_API_QUERY_TIMEOUT_MS, err, sizeof(err));
+	if (api->conn == NULL)
+		log_warnx("http: event=db_unavailable error=\"%s\"", err);
 	return api->conn;
 }
 
@@ -243,6 +223,62 @@ s_db_failed(struct http_api *api, struct MHD_Connection *c, const char *what,
 }
 
 /* ---- authentication ---- */
+
+/*
+ * Without a token the API is bound to loopback, where a web page in the
+ * operator's browser is the threat: DNS rebinding makes the browser send
+ * the page's own host name, so only loopback names are accepted then.
+ * With a token, the token is the guard.  A request without Host (HTTP/1.0)
+ * names no other site and passes.
+ */
+static int
+s_host_ok(const struct http_api *api, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	char host[64];
+	size_t n;
+	unsigned char a[16];
+
+	if (api->has_token || h == NULL)
+		return 1;
+	if (h[0] == '[') {
+		const char *e = strchr(h, ']');
+
+		if (e == NULL || (size_t)(e - h - 1) >= sizeof(host))
+			return 0;
+		n = (size_t)(e - h - 1);
+		memcpy(host, h + 1, n);
+		host[n] = '\0';
+		return inet_pton(AF_INET6, host, a) == 1 &&
+		       strcmp(host, "::1") == 0;
+	}
+	n = strcspn(h, ":");
+	if (n >= sizeof(host))
+		return 0;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	return inet_pton(AF_INET, host, a) == 1 && a[0] == 127;
+}
+
+/*
+ * A browser sends a cross-site POST without asking first only with a
+ * form-like Content-Type; requiring application/json makes it ask
+ * (CORS preflight), which this API never answers.
+ */
+static int
+s_json_body(struct MHD_Connection *c)
+{
+	const char *ct = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	static const char want[] = "application/json";
+
+	return ct != NULL && strncasecmp(ct, want, sizeof(want) - 1) == 0 &&
+	       (ct[sizeof(want) - 1] == '\0' || ct[sizeof(want) - 1] == ';' ||
+		   ct[sizeof(want) - 1] == ' ');
+}
 
 /* 1 when the request carries the token (or none is set). */
 static int
@@ -600,6 +636,8 @@ s_ack(struct http_api *api, struct MHD_Connection *c, const char *id_s,
 	if (rc == 1)
 		return s_error(c, MHD_HTTP_NOT_FOUND, "no such incident");
 	log_info("http: event=ack incident=%lld", (long long)id);
+	/* The ack is an event: deliver it now, not at the next poll. */
+	notify_wake(api->notify);
 	ret = s_json(c, MHD_HTTP_OK, v, NULL, 0);
 	json_decref(v);
 	return ret;
@@ -721,11 +759,17 @@ s_handler(void *cls, struct MHD_Connection *c, const char *url,
 			return s_not_allowed(c, MHD_HTTP_METHOD_POST);
 		if (r != R_ACK && !get)
 			return s_not_allowed(c, MHD_HTTP_METHOD_GET);
+		if (!s_host_ok(api, c))
+			return s_error(c, MHD_HTTP_FORBIDDEN,
+			    "Host is not a loopback name");
 		if (!s_authorized(api, c))
 			return s_error(c, MHD_HTTP_UNAUTHORIZED,
 			    "missing or wrong bearer token");
 		if (get)
 			return s_get(api, c, r, arg);
+		if (!s_json_body(c))
+			return s_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+			    "POST wants Content-Type: application/json");
 		if (report_parse_id(arg, &(int64_t){0}) == -1)
 			return s_error(
 			    c, MHD_HTTP_BAD_REQUEST, "bad incident id");
@@ -845,6 +889,7 @@ http_api_start(const struct http_api_opts *opts, char *err, size_t errlen)
 		}
 	}
 	api->silent_after_s = opts->silent_after_s;
+	api->notify = opts->notify;
 	if (pthread_mutex_init(&api->mu, NULL) != 0) {
 		free(api->conninfo);
 		free(api);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "ingest.h"
+#include "notify.h"
 
 /*
  * One libmicrohttpd thread polls every connection and runs every request
@@ -28,7 +29,6 @@
 #define HTTP_API_BODY_MAX	  4096
 #define HTTP_API_HEADER_MAX	  32768
 #define HTTP_API_QUERY_TIMEOUT_MS 10000
-#define HTTP_API_CONNECT_TIMEOUT  "5" /* seconds, libpq connect_timeout */
 
 struct http_api_opts {
 	/* "IP:PORT" or "[IPv6]:PORT", numeric; NULL: HTTP_API_BIND_DEFAULT.
@@ -42,6 +42,9 @@ struct http_api_opts {
 	/* Seconds without news before the agents report calls an agent
 	 * silent; 0: REPORT_SILENT_AFTER_S. */
 	long silent_after_s;
+	/* Woken after an ack so its event goes out at once; borrowed, it
+	 * must outlive the API (stop the API first).  May be NULL. */
+	struct notify *notify;
 };
 
 struct http_api;

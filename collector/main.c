@@ -203,6 +203,7 @@ s_http_start(struct collector *c)
 	ho.conninfo = cfg->database;
 	ho.token = cfg->http_token;
 	ho.silent_after_s = 2L * cfg->interval_s;
+	ho.notify = c->notify;
 	if ((c->http = http_api_start(&ho, err, sizeof(err))) == NULL)
 		log_warnx("http: event=start_failed bind=%s error=\"%s\"",
 		    cfg->http_bind, err);
@@ -255,10 +256,10 @@ s_services_start(struct collector *c, int which)
 {
 	/* Signals stay with the main thread, whatever each module does. */
 	s_block(1);
-	if (which & SVC_HTTP)
-		s_http_start(c);
 	if (which & SVC_NOTIFY)
 		s_notify_start(c);
+	if (which & SVC_HTTP)
+		s_http_start(c);
 	if (which & SVC_ANALYSIS)
 		s_analysis_start(c);
 	s_block(0);
@@ -310,7 +311,7 @@ s_services_changed(
 	    !s_same(o->syslog, n->syslog) ||
 	    !s_same(o->syslog_format, n->syslog_format) ||
 	    o->syslog_facility != n->syslog_facility)
-		which |= SVC_NOTIFY | SVC_ANALYSIS; /* it holds the notifier */
+		which |= SVC_ALL; /* the others hold the notifier */
 	if (o->interval_s != n->interval_s || o->quorum != n->quorum ||
 	    o->propagation_window_s != n->propagation_window_s)
 		which |= SVC_ANALYSIS;

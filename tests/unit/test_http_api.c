@@ -335,6 +335,9 @@ s_read_cb(char *buf, size_t size, size_t n, void *arg)
 	return k;
 }
 
+/* Headers the next requests add, or replace (a Host, a Content-Type). */
+static const char *extra_headers[3];
+
 /*
  * One request; method NULL is GET.  body NULL sends none; chunked > 0
  * sends that many bytes with Transfer-Encoding: chunked instead.
@@ -364,14 +367,20 @@ http(struct t *t, const char *method, const char *path, const char *token,
 	}
 	if (chunked > 0) {
 		h = curl_slist_append(h, "Transfer-Encoding: chunked");
+		h = curl_slist_append(h, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, s_read_cb);
 		curl_easy_setopt(c, CURLOPT_READDATA, &ch);
 	} else if (body != NULL) {
-		h = curl_slist_append(h, "Content-Type: application/json");
+		if (extra_headers[0] == NULL ||
+		    strncmp(extra_headers[0], "Content-Type:", 13) != 0)
+			h = curl_slist_append(
+			    h, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
+	for (size_t i = 0; i < 3 && extra_headers[i] != NULL; i++)
+		h = curl_slist_append(h, extra_headers[i]);
 	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	if (method != NULL)
@@ -667,6 +676,52 @@ test_ack(void **state)
 	free(r.body);
 }
 
+/*
+ * Without a token only loopback Host names pass (DNS rebinding), and an
+ * ack must say application/json (a cross-site form POST cannot).
+ */
+static void
+test_browser_guards(void **state)
+{
+	struct t *t = *state;
+	struct resp r;
+	char path[64];
+
+	extra_headers[0] = "Host: attacker.example:8350";
+	http(t, NULL, "/api/v1/status", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 403);
+	free(r.body);
+	extra_headers[0] = "Host: localhost:8350";
+	http(t, NULL, "/api/v1/status", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	extra_headers[0] = "Host: [::1]:8350";
+	http(t, NULL, "/api/v1/status", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+	extra_headers[0] = "Host: 127.0.0.2";
+	http(t, NULL, "/api/v1/status", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+
+	snprintf(path, sizeof(path), "/api/v1/incidents/%lld/ack", t->inc_open);
+	extra_headers[0] = "Content-Type: text/plain";
+	http(t, NULL, path, NULL, "{\"by\": \"page\"}", 0, &r);
+	assert_int_equal(r.status, 415);
+	free(r.body);
+	extra_headers[0] = "Content-Type: application/x-www-form-urlencoded";
+	http(t, NULL, path, NULL, "by=page", 0, &r);
+	assert_int_equal(r.status, 415);
+	free(r.body);
+	extra_headers[0] = NULL;
+	assert_string_equal(q(t, "SELECT count(*) FROM incidents WHERE "
+				 "acked_by = 'page'"),
+	    "0");
+	http(t, NULL, path, NULL, "{\"by\": \"me\"}", 0, &r);
+	assert_int_equal(r.status, 200);
+	free(r.body);
+}
+
 static void
 test_token(void **state)
 {
@@ -872,6 +927,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_pages, setup_api, teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, setup_api, teardown),
 	    cmocka_unit_test_setup_teardown(test_ack, setup_api, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_browser_guards, setup_api, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_token, setup_api_token, teardown),
 	    cmocka_unit_test_setup_teardown(test_db_down, setup_api, teardown),
