@@ -61,6 +61,7 @@ static void
 s_pass(struct analysis *a)
 {
 	struct compare_opts co = {0};
+	struct incident_opts io = {0};
 	size_t n = 0;
 
 	if (s_connect(a) == -1)
@@ -74,7 +75,8 @@ s_pass(struct analysis *a)
 		log_info("compare: event=compared rounds=%zu", n);
 	/* Also after a failed comparison: what was compared can be folded. */
 	n = 0;
-	if (incident_pending(a->conn, time(NULL), a->interval_s, NULL, &n) ==
+	io.window_s = a->window_s;
+	if (incident_pending(a->conn, time(NULL), a->interval_s, &io, &n) ==
 	    -1)
 		log_warnx("incidents: event=failed error=\"%s\"",
 		    PQerrorMessage(a->conn));

@@ -176,6 +176,8 @@ struct hist {
 	PGconn *conn;
 	const char *domain;
 	char round_s[24];
+	int64_t round;
+	int64_t grace_rounds; /* POLICY_CHANGED_WITHOUT_ID waits this long */
 	PGresult *state;
 	struct arr put_k, put_s, put_v; /* domain_state upserts */
 	struct arr del_k, del_s;	/* domain_state deletes */
@@ -360,7 +362,14 @@ s_sts_policy(struct hist *h, PGresult *vals)
 		stale_body = old_body;
 		stale_round = h->round_s;
 	}
-	if (stale != NULL) {
+	/*
+	 * Publishing the new policy first and bumping the id after it is the
+	 * right order (RFC 8461, section 3.3), and resolvers serve the old id
+	 * until its TTL runs out: only a stale id that outlasts the
+	 * propagation window is an error.
+	 */
+	if (stale != NULL &&
+	    h->round - strtoll(stale_round, NULL, 10) >= h->grace_rounds) {
 		snprintf(detail, sizeof(detail),
 		    "the policy body changed in round %s (sha256 %.16s... to "
 		    "%.16s...) while the STS id stayed %s: senders keep the "
@@ -552,7 +561,7 @@ s_save(struct hist *h, int64_t known_rounds)
 
 int
 history_round(PGconn *conn, const char *domain, int64_t round,
-    int64_t known_rounds, struct history_summary *out)
+    int64_t known_rounds, int64_t grace_rounds, struct history_summary *out)
 {
 	struct hist h = {0};
 	PGresult *vals = NULL, *hosts = NULL;
@@ -563,6 +572,8 @@ history_round(PGconn *conn, const char *domain, int64_t round,
 		known_rounds = HISTORY_DEFAULT_KNOWN_ROUNDS;
 	h.conn = conn;
 	h.domain = domain;
+	h.round = round;
+	h.grace_rounds = grace_rounds;
 	snprintf(h.round_s, sizeof(h.round_s), "%" PRId64, round);
 	p[0] = domain;
 	p[1] = h.round_s;

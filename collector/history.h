@@ -47,10 +47,13 @@ struct history_summary {
  * transaction (incident.c's fold) and neither begins nor ends one; the
  * caller serializes folds of a domain.  known_rounds (<= 0: the default)
  * is how long a leaf not presented any more stays known for its host.
+ * grace_rounds is how many rounds a policy body changed under an
+ * unchanged STS id may wait for the id to follow before
+ * POLICY_CHANGED_WITHOUT_ID is reported (0: at once).
  * out may be NULL.  0, or -1 with the reason logged (the caller rolls
  * back).
  */
 int history_round(PGconn *conn, const char *domain, int64_t round,
-    int64_t known_rounds, struct history_summary *out);
+    int64_t known_rounds, int64_t grace_rounds, struct history_summary *out);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare.h"
 #include "history.h"
 #include "log.h"
 
@@ -421,7 +422,8 @@ s_log(const struct fold *f)
  * state is round_status.state.  0, or -1.
  */
 static int
-s_fold_findings(struct fold *f, const char *state, int64_t known_rounds)
+s_fold_findings(struct fold *f, const char *state,
+    const struct incident_opts *o, int64_t grace_rounds)
 {
 	const char *p[4] = {f->domain, f->round_s, history_codes, NULL};
 	PGresult *ctx = NULL, *obs = NULL, *open = NULL;
@@ -435,7 +437,7 @@ s_fold_findings(struct fold *f, const char *state, int64_t known_rounds)
 	 */
 	if ((strcmp(state, "compared") == 0 &&
 		history_round(f->conn, f->domain, strtoll(f->round_s, NULL, 10),
-		    known_rounds, NULL) == -1) ||
+		    o->known_rounds, grace_rounds, NULL) == -1) ||
 	    (ctx = s_query(f->conn, "round", q_round, 2, p)) == NULL ||
 	    (obs = s_query(f->conn, "findings", q_findings, 3, p)) == NULL)
 		goto out;
@@ -461,8 +463,8 @@ out:
 
 /* The fold of (domain, round) in its own transaction.  0, or -1. */
 static int
-s_fold(
-    PGconn *conn, const char *domain, const char *round_s, int64_t known_rounds)
+s_fold(PGconn *conn, const char *domain, const char *round_s,
+    const struct incident_opts *o, int64_t grace_rounds)
 {
 	struct fold f = {.conn = conn, .domain = domain, .round_s = round_s};
 	const char *p[2] = {domain, round_s};
@@ -482,8 +484,8 @@ s_fold(
 	if (strcmp(PQgetvalue(status, 0, 2), "t") == 0)
 		log_info(
 		    "incident: domain=%s round=%s event=late", domain, round_s);
-	else if (s_fold_findings(&f, PQgetvalue(status, 0, 0), known_rounds) ==
-		 -1)
+	else if (s_fold_findings(
+		     &f, PQgetvalue(status, 0, 0), o, grace_rounds) == -1)
 		goto out;
 	if (s_exec(conn, "mark folded", q_mark, 2, p) == -1)
 		goto out;
@@ -543,6 +545,7 @@ incident_pending(PGconn *conn, time_t now, uint32_t interval_s,
     const struct incident_opts *opts, size_t *folded)
 {
 	struct incident_opts o = {0};
+	int64_t grace;
 	char max_s[16];
 	const char *p[1] = {max_s};
 	const char **failed = NULL;
@@ -560,6 +563,10 @@ incident_pending(PGconn *conn, time_t now, uint32_t interval_s,
 		o = *opts;
 	if (o.max_rounds == 0)
 		o.max_rounds = INCIDENT_DEFAULT_MAX_ROUNDS;
+	if (o.window_s == 0)
+		o.window_s = COMPARE_DEFAULT_WINDOW_S;
+	/* The window, plus the round in which the body changed. */
+	grace = (int64_t)(o.window_s / interval_s) + 1;
 	snprintf(max_s, sizeof(max_s), "%u", o.max_rounds);
 	if ((res = s_query(conn, "pending", q_pending, 1, p)) == NULL)
 		return -1;
@@ -577,8 +584,8 @@ incident_pending(PGconn *conn, time_t now, uint32_t interval_s,
 			k++;
 		if (k < nfailed)
 			continue; /* its later rounds wait for the earlier */
-		if (s_fold(conn, domain, PQgetvalue(res, i, 1),
-			o.known_rounds) == 0) {
+		if (s_fold(conn, domain, PQgetvalue(res, i, 1), &o, grace) ==
+		    0) {
 			done++;
 			continue;
 		}

@@ -51,6 +51,10 @@ struct incident_opts {
 	unsigned max_rounds;
 	/* How many rounds a leaf stays known for its host (history.h). */
 	int64_t known_rounds;
+	/* Seconds a policy body changed under an unchanged STS id may wait
+	 * for the id to follow before POLICY_CHANGED_WITHOUT_ID opens: the
+	 * same propagation window as compare.h's (0: its default). */
+	uint32_t window_s;
 };
 
 /*

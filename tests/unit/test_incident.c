@@ -174,9 +174,13 @@ fold(struct t *t, int64_t round)
 {
 	size_t n = 0;
 
+	/* A one-second window: a stale id is an error from the round after
+	 * the body changed (test_policy_rollout covers the default). */
+	struct incident_opts o = {.window_s = 1};
+
 	assert_int_equal(compare_round(t->conn, DOMAIN, round, NULL, NULL), 0);
 	assert_int_equal(
-	    incident_pending(t->conn, fx.now, INTERVAL, NULL, &n), 0);
+	    incident_pending(t->conn, fx.now, INTERVAL, &o, &n), 0);
 	return n;
 }
 
@@ -440,8 +444,9 @@ test_expiry_stages(void **state)
 
 /* ---- the cross-round rules ---- */
 
+/* Every agent sees STS id and a policy body whose sha256 starts body. */
 static void
-sts_round(struct t *t, int64_t round, const char *id, unsigned char body)
+put_sts(struct t *t, int64_t round, const char *id, unsigned char body)
 {
 	struct rf_result x;
 
@@ -451,6 +456,12 @@ sts_round(struct t *t, int64_t round, const char *id, unsigned char body)
 		x.body_sha[0] = body;
 		put(t, a, &x);
 	}
+}
+
+static void
+sts_round(struct t *t, int64_t round, const char *id, unsigned char body)
+{
+	put_sts(t, round, id, body);
 	fold(t, round);
 }
 
@@ -487,13 +498,15 @@ test_policy_changed_without_id(void **state)
 
 	sts_round(t, r, "20240101", 0xab);
 	sts_round(t, r + 1, "20240101", 0xcd);
+	/* Within the window the id may be on its way. */
+	assert_int_equal(ninc(t, "POLICY_CHANGED_WITHOUT_ID"), 0);
+	sts_round(t, r + 2, "20240101", 0xcd);
 	assert_string_equal(inc(t, "POLICY_CHANGED_WITHOUT_ID",
 				"severity || ' ' || subject || ' ' || state"),
 	    "error mta-sts." DOMAIN " open");
 	/* It stays while the id does not move, even if the body does. */
-	sts_round(t, r + 2, "20240101", 0xcd);
 	sts_round(t, r + 3, "20240101", 0xef);
-	assert_int_equal(nhist(t, "POLICY_CHANGED_WITHOUT_ID"), 3);
+	assert_int_equal(nhist(t, "POLICY_CHANGED_WITHOUT_ID"), 2);
 	assert_int_equal(ninc(t, "POLICY_CHANGED_WITHOUT_ID"), 1);
 	assert_string_equal(
 	    inc(t, "POLICY_CHANGED_WITHOUT_ID", "state"), "open");
@@ -508,7 +521,92 @@ test_policy_changed_without_id(void **state)
 	assert_non_null(strstr(inc(t, "STS_ID_CHANGED", "detail"),
 	    "had changed under the old id"));
 	sts_round(t, r + 5, "20240404", 0xef);
-	assert_int_equal(nhist(t, "POLICY_CHANGED_WITHOUT_ID"), 3);
+	assert_int_equal(nhist(t, "POLICY_CHANGED_WITHOUT_ID"), 2);
+}
+
+/*
+ * The right order of a policy change, new body first and the id after it
+ * (RFC 8461, section 3.3), with the id reaching the resolvers an hour
+ * later: nothing but STS_ID_CHANGED under the default window.
+ */
+static void
+test_policy_rollout(void **state)
+{
+	struct t *t = *state;
+	int64_t r = t->round;
+	struct incident_opts o = {0};
+	size_t n;
+
+	sts_round(t, r, "20240101", 0xab);
+	for (int64_t k = 1; k <= 3600 / INTERVAL; k++) {
+		put_sts(t, r + k, "20240101", 0xcd);
+		assert_int_equal(
+		    compare_round(t->conn, DOMAIN, r + k, NULL, NULL), 0);
+		assert_int_equal(
+		    incident_pending(t->conn, fx.now, INTERVAL, &o, &n), 0);
+	}
+	assert_int_equal(nhist(t, "POLICY_CHANGED_WITHOUT_ID"), 0);
+	put_sts(t, r + 3600 / INTERVAL + 1, "20240202", 0xcd);
+	assert_int_equal(
+	    compare_round(t->conn, DOMAIN, r + 3600 / INTERVAL + 1, NULL, NULL),
+	    0);
+	assert_int_equal(
+	    incident_pending(t->conn, fx.now, INTERVAL, &o, &n), 0);
+	assert_int_equal(nhist(t, "POLICY_CHANGED_WITHOUT_ID"), 0);
+	assert_int_equal(ninc(t, "POLICY_CHANGED_WITHOUT_ID"), 0);
+	assert_int_equal(nhist(t, "STS_ID_CHANGED"), 1);
+	/* The same change left without an id past the window is an error. */
+	for (int64_t k = 2; k <= 3600 / INTERVAL + 3; k++) {
+		put_sts(t, r + 3600 / INTERVAL + k, "20240202", 0xef);
+		assert_int_equal(compare_round(t->conn, DOMAIN,
+				     r + 3600 / INTERVAL + k, NULL, NULL),
+		    0);
+		assert_int_equal(
+		    incident_pending(t->conn, fx.now, INTERVAL, &o, &n), 0);
+	}
+	assert_string_equal(
+	    inc(t, "POLICY_CHANGED_WITHOUT_ID", "severity || ' ' || state"),
+	    "error open");
+	assert_int_equal(nhist(t, "POLICY_CHANGED_WITHOUT_ID"), 1);
+}
+
+/*
+ * A round where one vantage alone completed is inconclusive: what that
+ * vantage (perhaps the attacked one) saw must not move the state or
+ * raise a cross-round finding.
+ */
+static void
+test_lone_vantage_moves_nothing(void **state)
+{
+	struct t *t = *state;
+	int64_t r = t->round;
+	struct rf_result x;
+
+	sts_round(t, r, "20240101", 0xab);
+	for (int a = 0; a < NAGENTS; a++) {
+		pr_init(&x, r + 1);
+		x.sts.id = "20249999";
+		x.body_sha[0] = 0xcd;
+		if (a != 0)
+			pr_incomplete(&x);
+		put(t, a, &x);
+	}
+	fold(t, r + 1);
+	assert_string_equal(q(t,
+				"SELECT state FROM round_status WHERE "
+				"round = %lld",
+				(long long)(r + 1)),
+	    "inconclusive");
+	assert_string_equal(q(t, "SELECT value || ' ' || round FROM "
+				 "domain_state WHERE kind = 'sts_id'"),
+	    q(t, "SELECT '20240101 %lld'", (long long)r));
+	assert_int_equal(nhist(t, "STS_ID_CHANGED"), 0);
+	sts_round(t, r + 2, "20240101", 0xab);
+	assert_int_equal(qn(t, "SELECT count(*) FROM history_findings"), 0);
+	assert_int_equal(ninc(t, "POLICY_CHANGED_WITHOUT_ID"), 0);
+	assert_string_equal(q(t, "SELECT round FROM domain_state WHERE kind = "
+				 "'policy_sha256'"),
+	    q(t, "SELECT %lld", (long long)(r + 2)));
 }
 
 static void
@@ -519,9 +617,10 @@ test_policy_body_returns(void **state)
 
 	sts_round(t, r, "20240101", 0xab);
 	sts_round(t, r + 1, "20240101", 0xcd);
+	sts_round(t, r + 2, "20240101", 0xcd);
 	assert_string_equal(
 	    inc(t, "POLICY_CHANGED_WITHOUT_ID", "state"), "open");
-	sts_round(t, r + 2, "20240101", 0xab);
+	sts_round(t, r + 3, "20240101", 0xab);
 	assert_string_equal(
 	    inc(t, "POLICY_CHANGED_WITHOUT_ID", "state"), "resolved");
 	assert_int_equal(nhist(t, "STS_ID_CHANGED"), 0);
@@ -954,6 +1053,8 @@ main(void)
 	    T(test_expiry_stages),
 	    T(test_sts_id_changed),
 	    T(test_policy_changed_without_id),
+	    T(test_policy_rollout),
+	    T(test_lone_vantage_moves_nothing),
 	    T(test_policy_body_returns),
 	    T(test_cert_renewed),
 	    T(test_cert_issuer_changed),
