@@ -8,6 +8,7 @@
 
 struct ub_ctx;
 struct cert_pool;
+struct dns_query;
 
 struct engine_config {
 	const char *resolver; /* "IP[:PORT]" or NULL for /etc/resolv.conf */
@@ -36,6 +37,13 @@ struct engine {
 	struct engine_config cfg; /* strings borrowed from the caller */
 	int connect_timeout_ms;
 	int io_timeout_ms;
+	/* dns_query.c's: queries libunbound holds, and those waiting for
+	 * room (FIFO), so a burst of probes cannot hold thousands of
+	 * resolver states at once. */
+	int dns_inflight;
+	int dns_pumping;
+	struct dns_query *dns_wait_head;
+	struct dns_query *dns_wait_tail;
 };
 
 /*

@@ -153,6 +153,10 @@ http_fetch_start(struct engine *engine, const struct http_fetch_req *req,
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
 	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "mtasts-watch/0.1");
+	/* curl's receive buffer is held from the connect on, also while a
+	 * slow server keeps us waiting; policies are small and the body is
+	 * bounded by max_body whatever the chunk size. */
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 4096L);
 	/* A fresh connection and no TLS session: every probe must see the
 	 * server's own chain, never a cached one. */
 	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);

@@ -13,6 +13,7 @@
 
 #define SMTP_ADDRS_MAX 8
 #define SMTP_BUF_MAX   16384
+#define SMTP_BUF_FIRST 1024 /* a greeting and most EHLO replies fit */
 
 enum smtp_state { ST_CONNECTING, ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS };
 
@@ -26,8 +27,11 @@ struct smtp_starttls {
 	enum smtp_state state;
 	struct event *ev;
 	struct tls_conn *tls;
-	char buf[SMTP_BUF_MAX];
+	/* Grown on demand up to SMTP_BUF_MAX: a dialogue that waits for its
+	 * greeting (the common state of a slow MX) then holds 1 KiB, not 16. */
+	char *buf;
 	size_t buf_len;
+	size_t buf_cap;
 	char connect_errors[320];
 	smtp_starttls_cb cb;
 	void *arg;
@@ -58,6 +62,7 @@ s_free(struct smtp_starttls *s)
 	for (size_t i = 0; i < s->n_addrs; i++)
 		free(s->addrs[i]);
 	free(s->host);
+	free(s->buf);
 	tls_result_clear(&s->res.tls);
 	free(s);
 }
@@ -197,7 +202,19 @@ s_on_readable(struct smtp_starttls *s)
 	ssize_t n;
 	int rc;
 
-	n = read(s->fd, s->buf + s->buf_len, sizeof(s->buf) - s->buf_len);
+	if (s->buf_len == s->buf_cap) {
+		size_t cap = s->buf_cap ? s->buf_cap * 2 : SMTP_BUF_FIRST;
+		char *b;
+		if (cap > SMTP_BUF_MAX)
+			cap = SMTP_BUF_MAX;
+		if ((b = realloc(s->buf, cap)) == NULL) {
+			s_fail(s, s->res.stage, "out of memory");
+			return;
+		}
+		s->buf = b;
+		s->buf_cap = cap;
+	}
+	n = read(s->fd, s->buf + s->buf_len, s->buf_cap - s->buf_len);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR)) {
 		if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
 			s_fail(s, s->res.stage, "out of memory");
@@ -220,7 +237,7 @@ s_on_readable(struct smtp_starttls *s)
 		s_fail(s, s->res.stage, "malformed SMTP reply");
 		return;
 	}
-	if (s->buf_len == sizeof(s->buf)) {
+	if (s->buf_len == SMTP_BUF_MAX) {
 		s_fail(s, s->res.stage, "reply over %d bytes", SMTP_BUF_MAX);
 		return;
 	}
