@@ -171,6 +171,13 @@ check-format:
 .PHONY: bench
 bench: all $(BUILD)/bench/ingest_load
 	BUILD=$(BUILD) BINDIR=$(BINDIR) sh bench/run.sh
+	BUILD=$(BUILD) BINDIR=$(BINDIR) sh bench/probe/run.sh
+
+.PHONY: bench-ingest bench-probe
+bench-ingest: all $(BUILD)/bench/ingest_load
+	BUILD=$(BUILD) BINDIR=$(BINDIR) sh bench/run.sh
+bench-probe: all
+	BUILD=$(BUILD) BINDIR=$(BINDIR) sh bench/probe/run.sh
 
 $(BUILD)/bench/ingest_load: bench/ingest_load.c $(BUILD)/libmtasts.a
 	@mkdir -p $(dir $@)

@@ -49,7 +49,7 @@ done
 # Each runner closes with "NAME: N passed, M failed".
 for runner in integration/run.py integration/network.py \
     integration/faults.py integration/vantage.py integration/report_cli.py \
-    deploy/check_units.sh \
+    deploy/check_units.sh perf/check_callgrind.sh \
     deploy/check_deb.sh deploy/check_ansible.sh deploy/check_quickstart.sh; do
 	[ -f "tests/$runner" ] || continue
 	case $runner in
