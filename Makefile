@@ -113,7 +113,7 @@ test: all unit
 # A distinct exit code, so a sanitizer report never passes for "exit 1:
 # error findings"; tests also look for the report text.
 asan:
-	ASAN_OPTIONS=detect_leaks=1:exitcode=86 \
+	MTASTS_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:exitcode=86 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(MAKE) BUILD=build-asan BINDIR=build-asan/bin SAN=1 OPT=-O1 test
 

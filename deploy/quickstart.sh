@@ -743,6 +743,12 @@ database = $DB
 migrations = $MIGRATIONS
 interval = $interval
 EOF
+	# In the demo world no resolver cache stands between a new id and
+	# the agents: a policy changed without one is reported after a
+	# round, not after the hour real caches are given.
+	if [ "$mode" = demo ]; then
+		printf 'propagation_window = 1\n'
+	fi
 	if [ "$1" = http ]; then
 		printf '\n[http]\nbind = 127.0.0.1:%s\n' "$http_port"
 	fi
