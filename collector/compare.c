@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pgconn.h"
 #include "strbuf.h"
 
 /*
@@ -653,26 +654,6 @@ out:
 
 /* ---- the round ---- */
 
-static PGresult *
-s_query(PGconn *conn, const char *what, const char *sql, int n,
-    const char *const *params)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
-	    PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *msg = PQresultErrorMessage(res);
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			len--;
-		log_warnx("compare: %s failed: %.*s", what, (int)len, msg);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
 static void
 s_rollback(PGconn *conn)
 {
@@ -686,8 +667,8 @@ s_write(struct round_ctx *c, struct compare_summary *sum)
 		const struct finding *f = &c->f[i];
 		const char *p[8] = {c->domain, c->round_s, f->code, f->severity,
 		    f->subject, f->detail, f->matrix, f->dissenters};
-		PGresult *res =
-		    s_query(c->conn, "insert finding", q_insert, 8, p);
+		PGresult *res = pgconn_query(
+		    c->conn, "compare: insert finding", q_insert, 8, p);
 
 		if (res == NULL)
 			return -1;
@@ -807,7 +788,8 @@ s_changed_here(struct round_ctx *c, int64_t start, const struct cell *cells,
 	snprintf(start_s, sizeof(start_s), "%" PRId64, start);
 	snprintf(
 	    first_s, sizeof(first_s), "%" PRId64, s_window_first(c, start));
-	if ((res = s_query(c->conn, "seen before", q_before, 4, p)) == NULL) {
+	if ((res = pgconn_query(
+		 c->conn, "compare: seen before", q_before, 4, p)) == NULL) {
 		c->failed = 1;
 		return -1;
 	}
@@ -857,8 +839,8 @@ s_propagating(struct round_ctx *c, const char *code, const char *subject,
 	if (c->state == NULL) {
 		const char *ps[1] = {c->domain};
 
-		if ((c->state = s_query(c->conn, "state", q_state, 1, ps)) ==
-		    NULL) {
+		if ((c->state = pgconn_query(
+			 c->conn, "compare: state", q_state, 1, ps)) == NULL) {
 			c->failed = 1;
 			return -1;
 		}
@@ -888,8 +870,8 @@ s_propagating(struct round_ctx *c, const char *code, const char *subject,
 	/* 2: the split is young enough. */
 	snprintf(
 	    first_s, sizeof(first_s), "%" PRId64, s_window_first(c, c->round));
-	if ((res = s_query(c->conn, "split start", q_split_start, 5, p)) ==
-	    NULL) {
+	if ((res = pgconn_query(c->conn, "compare: split start", q_split_start,
+		 5, p)) == NULL) {
 		c->failed = 1;
 		return -1;
 	}
@@ -1068,12 +1050,14 @@ compare_round(PGconn *conn, const char *domain, int64_t round,
 	p[1] = c.round_s;
 	p[2] = known_s;
 
-	if ((res = s_query(conn, "begin", "BEGIN", 0, NULL)) == NULL)
+	if ((res = pgconn_query(conn, "compare: begin", "BEGIN", 0, NULL)) ==
+	    NULL)
 		goto out;
 	PQclear(res);
 	began = 1;
-	if ((res = s_query(conn, "lock", q_lock, 2, p)) == NULL ||
-	    (vres = s_query(conn, "vantages", q_vantages, 2, p)) == NULL)
+	if ((res = pgconn_query(conn, "compare: lock", q_lock, 2, p)) == NULL ||
+	    (vres = pgconn_query(
+		 conn, "compare: vantages", q_vantages, 2, p)) == NULL)
 		goto out;
 	PQclear(res);
 	c.nv = (size_t)PQntuples(vres);
@@ -1097,11 +1081,16 @@ compare_round(PGconn *conn, const char *domain, int64_t round,
 	sum.inconclusive = sum.completed < o.quorum;
 
 	if (!sum.inconclusive) {
-		if ((dns = s_query(conn, "dns", q_dns, 2, p)) == NULL ||
-		    (pol = s_query(conn, "policy", q_policy, 2, p)) == NULL ||
-		    (mxset = s_query(conn, "mx set", q_mxset, 2, p)) == NULL ||
-		    (hosts = s_query(conn, "hosts", q_hosts, 2, p)) == NULL ||
-		    (known = s_query(conn, "known", q_known, 3, p)) == NULL)
+		if ((dns = pgconn_query(conn, "compare: dns", q_dns, 2, p)) ==
+			NULL ||
+		    (pol = pgconn_query(
+			 conn, "compare: policy", q_policy, 2, p)) == NULL ||
+		    (mxset = pgconn_query(
+			 conn, "compare: mx set", q_mxset, 2, p)) == NULL ||
+		    (hosts = pgconn_query(
+			 conn, "compare: hosts", q_hosts, 2, p)) == NULL ||
+		    (known = pgconn_query(
+			 conn, "compare: known", q_known, 3, p)) == NULL)
 			goto out;
 		s_domain_values(&c, dns, pol, mxset);
 		s_hosts(&c, hosts, known);
@@ -1120,10 +1109,12 @@ compare_round(PGconn *conn, const char *domain, int64_t round,
 	p[2] = sum.inconclusive ? "inconclusive" : "compared";
 	p[3] = vant_s;
 	p[4] = done_s;
-	if ((res = s_query(conn, "round status", q_status, 5, p)) == NULL)
+	if ((res = pgconn_query(
+		 conn, "compare: round status", q_status, 5, p)) == NULL)
 		goto out;
 	PQclear(res);
-	if ((res = s_query(conn, "commit", "COMMIT", 0, NULL)) == NULL)
+	if ((res = pgconn_query(conn, "compare: commit", "COMMIT", 0, NULL)) ==
+	    NULL)
 		goto out;
 	PQclear(res);
 	began = 0;
@@ -1179,7 +1170,8 @@ compare_pending(PGconn *conn, time_t now, uint32_t interval_s,
 	snprintf(int_s, sizeof(int_s), "%" PRIu32, interval_s);
 	snprintf(grace_s, sizeof(grace_s), "%" PRIu32, grace);
 	snprintf(back_s, sizeof(back_s), "%ld", lookback);
-	if ((res = s_query(conn, "pending", q_pending, 4, p)) == NULL)
+	if ((res = pgconn_query(conn, "compare: pending", q_pending, 4, p)) ==
+	    NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++) {
 		int64_t round = strtoll(PQgetvalue(res, i, 1), NULL, 10);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pgconn.h"
 
 /*
  * domain_state kinds (subject '' unless said):
@@ -186,36 +187,6 @@ struct hist {
 	struct history_summary sum;
 };
 
-static PGresult *
-s_query(PGconn *conn, const char *what, const char *sql, int n,
-    const char *const *params)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
-	    PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *msg = PQresultErrorMessage(res);
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			len--;
-		log_warnx("history: %s failed: %.*s", what, (int)len, msg);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
-static int
-s_exec(PGconn *conn, const char *what, const char *sql, int n,
-    const char *const *params)
-{
-	PGresult *res = s_query(conn, what, sql, n, params);
-
-	PQclear(res);
-	return res == NULL ? -1 : 0;
-}
-
 /* The state's value of kind for subject, or NULL; *changed (may be NULL)
  * gets the round it was first seen. */
 static const char *
@@ -253,7 +224,8 @@ s_emit(struct hist *h, const char *code, const char *severity,
 {
 	const char *p[6] = {
 	    h->domain, h->round_s, code, severity, subject, detail};
-	PGresult *res = s_query(h->conn, "insert finding", q_insert, 6, p);
+	PGresult *res =
+	    pgconn_query(h->conn, "history: insert finding", q_insert, 6, p);
 
 	if (res == NULL)
 		return -1;
@@ -395,7 +367,8 @@ static int
 s_leaf_known(struct hist *h, const char *host, const char *leaf, int *known)
 {
 	const char *p[3] = {h->domain, host, leaf};
-	PGresult *res = s_query(h->conn, "known leaf", q_leaf_known, 3, p);
+	PGresult *res =
+	    pgconn_query(h->conn, "history: known leaf", q_leaf_known, 3, p);
 
 	if (res == NULL)
 		return -1;
@@ -538,12 +511,13 @@ s_save(struct hist *h, int64_t known_rounds)
 		log_warnx("history: out of memory");
 		return -1;
 	}
-	if (s_exec(h->conn, "state", q_state_put, 5, p) == -1)
+	if (pgconn_exec(h->conn, "history: state", q_state_put, 5, p) == -1)
 		return -1;
 	if (h->ndel > 0) {
 		const char *pd[3] = {h->domain, dk, ds};
 
-		if (s_exec(h->conn, "state delete", q_state_del, 3, pd) == -1)
+		if (pgconn_exec(h->conn, "history: state delete", q_state_del,
+			3, pd) == -1)
 			return -1;
 	}
 	if (h->nleaves > 0) {
@@ -551,9 +525,10 @@ s_save(struct hist *h, int64_t known_rounds)
 		const char *pp[3] = {h->domain, h->round_s, known_s};
 
 		snprintf(known_s, sizeof(known_s), "%" PRId64, known_rounds);
-		if (s_exec(h->conn, "leaves", q_leaves_put, 4, pl) == -1 ||
-		    s_exec(h->conn, "leaves prune", q_leaves_prune, 3, pp) ==
-			-1)
+		if (pgconn_exec(h->conn, "history: leaves", q_leaves_put, 4,
+			pl) == -1 ||
+		    pgconn_exec(h->conn, "history: leaves prune",
+			q_leaves_prune, 3, pp) == -1)
 			return -1;
 	}
 	return 0;
@@ -577,8 +552,10 @@ history_round(PGconn *conn, const char *domain, int64_t round,
 	snprintf(h.round_s, sizeof(h.round_s), "%" PRId64, round);
 	p[0] = domain;
 	p[1] = h.round_s;
-	if ((vals = s_query(conn, "values", q_values, 2, p)) == NULL ||
-	    (h.state = s_query(conn, "state", q_state, 1, p)) == NULL)
+	if ((vals = pgconn_query(conn, "history: values", q_values, 2, p)) ==
+		NULL ||
+	    (h.state = pgconn_query(conn, "history: state", q_state, 1, p)) ==
+		NULL)
 		goto out;
 	if (PQntuples(vals) == 0) {
 		rc = 0; /* no completed vantage: nothing is known */
@@ -589,7 +566,8 @@ history_round(PGconn *conn, const char *domain, int64_t round,
 			rc = 0; /* the state is newer: going back is wrong */
 			goto out;
 		}
-	if ((hosts = s_query(conn, "hosts", q_hosts, 2, p)) == NULL ||
+	if ((hosts = pgconn_query(conn, "history: hosts", q_hosts, 2, p)) ==
+		NULL ||
 	    s_sts_policy(&h, vals) == -1 || s_hosts(&h, hosts) == -1 ||
 	    s_save(&h, known_rounds) == -1)
 		goto out;

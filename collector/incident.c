@@ -9,6 +9,7 @@
 #include "compare.h"
 #include "history.h"
 #include "log.h"
+#include "pgconn.h"
 
 /*
  * A fold reads what the round found, in one query over the three sources
@@ -216,43 +217,13 @@ static const char q_health_open[] =
 
 /* ---- helpers ---- */
 
-static PGresult *
-s_query(PGconn *conn, const char *what, const char *sql, int n,
-    const char *const *params)
-{
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
-	    PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *msg = PQresultErrorMessage(res);
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			len--;
-		log_warnx("incident: %s failed: %.*s", what, (int)len, msg);
-		PQclear(res);
-		return NULL;
-	}
-	return res;
-}
-
-static int
-s_exec(PGconn *conn, const char *what, const char *sql, int n,
-    const char *const *params)
-{
-	PGresult *res = s_query(conn, what, sql, n, params);
-
-	PQclear(res);
-	return res == NULL ? -1 : 0;
-}
-
 /* BEGIN and the events lock. */
 static int
 s_begin(PGconn *conn)
 {
-	if (s_exec(conn, "begin", "BEGIN", 0, NULL) == -1)
+	if (pgconn_exec(conn, "incident: begin", "BEGIN", 0, NULL) == -1)
 		return -1;
-	if (s_exec(conn, "lock", q_lock, 0, NULL) == -1) {
+	if (pgconn_exec(conn, "incident: lock", q_lock, 0, NULL) == -1) {
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
@@ -262,7 +233,7 @@ s_begin(PGconn *conn)
 static int
 s_commit(PGconn *conn)
 {
-	if (s_exec(conn, "commit", "COMMIT", 0, NULL) == -1) {
+	if (pgconn_exec(conn, "incident: commit", "COMMIT", 0, NULL) == -1) {
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
@@ -329,7 +300,7 @@ s_open(struct fold *f, PGresult *obs, int i)
 	    PQgetvalue(obs, i, O_DISSENTERS), s_col(obs, i, O_MATRIX),
 	    f->round_s, f->seen_at};
 
-	if (s_exec(f->conn, "open", q_insert, 11, p) == -1)
+	if (pgconn_exec(f->conn, "incident: open", q_insert, 11, p) == -1)
 		return -1;
 	f->opened++;
 	return 0;
@@ -354,7 +325,7 @@ s_repeat(struct fold *f, PGresult *obs, int i, PGresult *open, int j)
 	    PQgetvalue(obs, i, O_DISSENTERS), s_col(obs, i, O_MATRIX),
 	    f->round_s, f->seen_at, up ? "t" : "f"};
 
-	if (s_exec(f->conn, "update", q_update, 10, p) == -1)
+	if (pgconn_exec(f->conn, "incident: update", q_update, 10, p) == -1)
 		return -1;
 	f->escalated += (unsigned)up;
 	return 0;
@@ -395,7 +366,8 @@ s_merge(struct fold *f, PGresult *obs, PGresult *open)
 		if (carried[j] ||
 		    strcmp(PQgetvalue(open, j, I_RESOLVABLE), "t") != 0)
 			continue;
-		if (s_exec(f->conn, "resolve", q_resolve, 2, p) == -1)
+		if (pgconn_exec(
+			f->conn, "incident: resolve", q_resolve, 2, p) == -1)
 			goto out;
 		f->resolved++;
 	}
@@ -438,8 +410,10 @@ s_fold_findings(struct fold *f, const char *state,
 	if ((strcmp(state, "compared") == 0 &&
 		history_round(f->conn, f->domain, strtoll(f->round_s, NULL, 10),
 		    o->known_rounds, grace_rounds, NULL) == -1) ||
-	    (ctx = s_query(f->conn, "round", q_round, 2, p)) == NULL ||
-	    (obs = s_query(f->conn, "findings", q_findings, 3, p)) == NULL)
+	    (ctx = pgconn_query(f->conn, "incident: round", q_round, 2, p)) ==
+		NULL ||
+	    (obs = pgconn_query(
+		 f->conn, "incident: findings", q_findings, 3, p)) == NULL)
 		goto out;
 	/* A conclusive round has completed vantages; checking keeps a round
 	 * whose results retention dropped from resolving anything. */
@@ -449,7 +423,8 @@ s_fold_findings(struct fold *f, const char *state,
 		   : "f";
 	p[3] = PQgetvalue(ctx, 0, 0);
 	f->seen_at = PQgetvalue(ctx, 0, 1);
-	if ((open = s_query(f->conn, "open incidents", q_open, 4, p)) == NULL ||
+	if ((open = pgconn_query(
+		 f->conn, "incident: open incidents", q_open, 4, p)) == NULL ||
 	    s_merge(f, obs, open) == -1)
 		goto out;
 	rc = 0;
@@ -473,7 +448,8 @@ s_fold(PGconn *conn, const char *domain, const char *round_s,
 
 	if (s_begin(conn) == -1)
 		return -1;
-	if ((status = s_query(conn, "status", q_status, 2, p)) == NULL)
+	if ((status = pgconn_query(conn, "incident: status", q_status, 2, p)) ==
+	    NULL)
 		goto out;
 	if (PQntuples(status) == 0 ||
 	    strcmp(PQgetvalue(status, 0, 1), "t") == 0) {
@@ -487,7 +463,7 @@ s_fold(PGconn *conn, const char *domain, const char *round_s,
 	else if (s_fold_findings(
 		     &f, PQgetvalue(status, 0, 0), o, grace_rounds) == -1)
 		goto out;
-	if (s_exec(conn, "mark folded", q_mark, 2, p) == -1)
+	if (pgconn_exec(conn, "incident: mark folded", q_mark, 2, p) == -1)
 		goto out;
 	PQclear(status);
 	if ((rc = s_commit(conn)) == 0)
@@ -523,9 +499,10 @@ s_health(PGconn *conn, time_t now, uint32_t interval_s)
 	    (long long)(now / (time_t)interval_s));
 	if (s_begin(conn) == -1)
 		return -1;
-	if ((obs = s_query(conn, "agent health", q_health, 3, p)) == NULL ||
-	    (open = s_query(conn, "agent incidents", q_health_open, 0, NULL)) ==
-		NULL ||
+	if ((obs = pgconn_query(
+		 conn, "incident: agent health", q_health, 3, p)) == NULL ||
+	    (open = pgconn_query(conn, "incident: agent incidents",
+		 q_health_open, 0, NULL)) == NULL ||
 	    s_merge(&f, obs, open) == -1) {
 		PQclear(PQexec(conn, "ROLLBACK"));
 		goto out;
@@ -568,7 +545,8 @@ incident_pending(PGconn *conn, time_t now, uint32_t interval_s,
 	/* The window, plus the round in which the body changed. */
 	grace = (int64_t)(o.window_s / interval_s) + 1;
 	snprintf(max_s, sizeof(max_s), "%u", o.max_rounds);
-	if ((res = s_query(conn, "pending", q_pending, 1, p)) == NULL)
+	if ((res = pgconn_query(conn, "incident: pending", q_pending, 1, p)) ==
+	    NULL)
 		return -1;
 	if ((failed = calloc((size_t)PQntuples(res) + 1, sizeof(*failed))) ==
 	    NULL) {
@@ -626,7 +604,7 @@ incident_ack(PGconn *conn, int64_t id, const char *who, const char *note)
 	snprintf(id_s, sizeof(id_s), "%" PRId64, id);
 	if (s_begin(conn) == -1)
 		return -1;
-	if ((res = s_query(conn, "ack", q_ack, 3, p)) == NULL) {
+	if ((res = pgconn_query(conn, "incident: ack", q_ack, 3, p)) == NULL) {
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "log.h"
 
 /* libpq's messages end with a newline, which a key=value log line must not
  * carry. */
@@ -55,4 +56,34 @@ pgconn_open(const char *conninfo, const char *application_name,
 	}
 	PQclear(res);
 	return conn;
+}
+
+PGresult *
+pgconn_query(PGconn *conn, const char *what, const char *sql, int n,
+    const char *const *params)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
+	    PQresultStatus(res) != PGRES_COMMAND_OK) {
+		const char *msg = PQresultErrorMessage(res);
+		size_t len = strlen(msg);
+
+		while (len > 0 && msg[len - 1] == '\n')
+			len--;
+		log_warnx("%s failed: %.*s", what, (int)len, msg);
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+int
+pgconn_exec(PGconn *conn, const char *what, const char *sql, int n,
+    const char *const *params)
+{
+	PGresult *res = pgconn_query(conn, what, sql, n, params);
+
+	PQclear(res);
+	return res == NULL ? -1 : 0;
 }

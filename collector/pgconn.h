@@ -22,4 +22,16 @@
 PGconn *pgconn_open(const char *conninfo, const char *application_name,
     int statement_timeout_ms, char *err, size_t errlen);
 
+/*
+ * PQexecParams with text parameters and results.  A result that is not
+ * TUPLES_OK or COMMAND_OK is logged as "WHAT failed: message" and cleared,
+ * and NULL returned; else the result, which the caller PQclears.
+ */
+PGresult *pgconn_query(PGconn *conn, const char *what, const char *sql, int n,
+    const char *const *params);
+
+/* pgconn_query for a statement whose rows are not needed.  0, or -1. */
+int pgconn_exec(PGconn *conn, const char *what, const char *sql, int n,
+    const char *const *params);
+
 #endif
