@@ -76,8 +76,7 @@ s_pass(struct analysis *a)
 	/* Also after a failed comparison: what was compared can be folded. */
 	n = 0;
 	io.window_s = a->window_s;
-	if (incident_pending(a->conn, time(NULL), a->interval_s, &io, &n) ==
-	    -1)
+	if (incident_pending(a->conn, time(NULL), a->interval_s, &io, &n) == -1)
 		log_warnx("incidents: event=failed error=\"%s\"",
 		    PQerrorMessage(a->conn));
 	else if (n > 0)
