@@ -98,6 +98,15 @@ cpu_s() {
 	    "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+# The same for several processes together.
+cpu_sum() {
+	t=0
+	for p in "$@"; do
+		t=$(echo "$t $(cpu_s "$p")" | awk '{ printf "%.2f", $1 + $2 }')
+	done
+	echo "$t"
+}
+
 t_start=$(date +%s)
 load_start=$(cut -d" " -f1 /proc/loadavg)
 echo "bench: N=$N RUNS=$RUNS batch=$BATCH credit=$CREDIT" \
@@ -167,11 +176,12 @@ EOF
 	done
 	[ -n "$endpoint" ] || { cat "$log" >&2; die "collector not ready"; }
 	[ "$PROFILE" = 1 ] && q -c "SELECT pg_stat_statements_reset()" >/dev/null
-	# The collector's own backend: the only other client connected.
-	backend=$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type =
-	    'client backend' AND pid <> pg_backend_pid()" | head -1)
+	# The collector's own backends (its main thread's and its writer's):
+	# the only other clients connected.
+	backends=$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type =
+	    'client backend' AND pid <> pg_backend_pid()" | tr '\n' ' ')
 	c0=$(cpu_s "$coll_pid")
-	b0=$(cpu_s "${backend:-0}")
+	b0=$(cpu_sum $backends)
 	"$LOAD" load "$endpoint" "$keys/collector/collector.key" \
 	    "$keys/agent/agent.key_secret" "$N" >"$work/load-$i.out" \
 	    2>"$work/load-$i.err" &
@@ -180,7 +190,7 @@ EOF
 	rc=$?
 	load_pid=
 	c1=$(cpu_s "$coll_pid")
-	b1=$(cpu_s "${backend:-0}")
+	b1=$(cpu_sum $backends)
 	[ $rc -eq 0 ] || {
 		cat "$work/load-$i.err" "$log" >&2
 		die "ingest_load exited $rc"

@@ -1,11 +1,16 @@
 /* ingest.c -- the collector's side of the agent protocol (proto/README.md). */
 #include "ingest.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <czmq.h>
 
@@ -28,6 +33,8 @@ struct agent {
 	char *region;
 	int64_t last_seen_ms;
 	uint64_t tasks_sent; /* version sent on this connection, 0: none */
+	uint64_t serial;     /* which struct agent of this key a job was for */
+	size_t inflight;     /* its jobs not yet handled (s_submit) */
 	/* Results waiting for their transaction; each owns its message. */
 	Mtastswatch__V1__AgentMessage **queue;
 	size_t n, cap;
@@ -35,8 +42,34 @@ struct agent {
 	int64_t first_queued_ms;
 };
 
+enum job_kind { JOB_BATCH, JOB_GAP, JOB_WATERMARK };
+enum job_status { JOB_OK, JOB_FAILED, JOB_DOWN };
+
+/* One write for one agent and what came of it (see s_submit). */
+struct job {
+	struct job *next;
+	enum job_kind kind;
+	uint64_t epoch;	 /* ing->epoch when made */
+	uint64_t serial; /* the agent's, so that the answer finds the same */
+	char key[INGEST_KEY_LEN + 1];
+	char name[64]; /* for log lines */
+	int64_t agent_id;
+	/* JOB_BATCH: results not (yet) written, each owning its message */
+	Mtastswatch__V1__AgentMessage **msgs;
+	size_t n;
+	/* JOB_GAP */
+	uint64_t first, last;
+	char reason[DETAIL_MAX];
+	/* what came of it */
+	enum job_status status;
+	const char *op;		 /* what failed */
+	char err[DETAIL_MAX];	 /* its message, cleaned */
+	uint64_t committed;	 /* JOB_OK: the watermark to acknowledge */
+	size_t stored, rejected; /* JOB_BATCH */
+};
+
 struct ingest {
-	struct store *store;
+	struct store *store; /* the main thread's */
 	struct ingest_config cfg;
 	ingest_send_fn send;
 	void *send_arg;
@@ -56,8 +89,26 @@ struct ingest {
 	int64_t next_maint_ms;
 
 	int db_down;
+	uint64_t epoch; /* moves on at every loss of the database */
 	int64_t backoff_ms;
 	int64_t next_reconnect_ms;
+	uint64_t next_serial;
+
+	/*
+	 * The writer thread (ingest_start_writer); wstore NULL: jobs run
+	 * inline.  lock guards todo, done and stop; the rest is the main
+	 * thread's, wstore the writer's once it runs.
+	 */
+	struct store *wstore;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t todo_cond;     /* todo grew, or stop */
+	pthread_cond_t done_cond;     /* done grew */
+	struct job *todo, *todo_tail; /* in order: one agent's in its order */
+	struct job *done, *done_tail;
+	int stop;
+	int pipe_rd, pipe_wr; /* a byte when done becomes non-empty */
+	size_t inflight;      /* jobs made and not yet handled */
 
 	uint64_t refused[INGEST_REFUSE_COUNT];
 	uint64_t suppressed[INGEST_REFUSE_COUNT];
@@ -65,6 +116,8 @@ struct ingest {
 	uint64_t results_stored;
 	uint64_t batches;
 };
+
+static void s_writer_stop(struct ingest *ing);
 
 static const char *const refusal_names[INGEST_REFUSE_COUNT] = {
     [INGEST_REFUSE_EMPTY] = "empty",
@@ -154,6 +207,7 @@ ingest_new(struct store *store, const struct ingest_config *cfg,
 	}
 	zhashx_set_destructor(ing->agents, s_agent_free);
 	ing->store = store;
+	ing->epoch = 1;
 	ing->cfg = *cfg;
 	ing->send = send;
 	ing->send_arg = send_arg;
@@ -176,6 +230,7 @@ ingest_destroy(struct ingest **ing)
 {
 	if (ing == NULL || *ing == NULL)
 		return;
+	s_writer_stop(*ing);
 	zhashx_destroy(&(*ing)->agents);
 	s_domains_free(*ing);
 	free((*ing)->tasks_buf);
@@ -342,24 +397,24 @@ s_refuse_reply(struct ingest *ing, const struct ingest_peer *peer,
 /* --- the database ------------------------------------------------------- */
 
 /*
- * After a store call failed.  A lost connection stops acknowledgements
- * until a reconnect succeeds: what is queued is dropped from memory, since
- * every agent resends what it has not seen acknowledged.
+ * After a write failed.  A lost connection stops acknowledgements until a
+ * reconnect succeeds: what is queued is dropped from memory, since every
+ * agent resends what it has not seen acknowledged.  epoch is the one the
+ * failed write started in: a loss already handled since is not a new one.
  */
 static void
-s_store_failed(struct ingest *ing, const char *op, const struct agent *a)
+s_db_failed(struct ingest *ing, const char *op, const char *key,
+    const char *err, int broken, uint64_t epoch)
 {
-	char err[DETAIL_MAX];
-
-	s_clean(err, sizeof(err), store_error(ing->store));
-	if (!store_broken(ing->store)) {
+	if (!broken) {
 		log_warnx("database error op=%s key=%s error=\"%s\"", op,
-		    a != NULL ? a->key : "-", err);
+		    key != NULL ? key : "-", err);
 		return;
 	}
-	if (ing->db_down)
+	if (ing->db_down || epoch != ing->epoch)
 		return;
 	ing->db_down = 1;
+	ing->epoch++;
 	ing->backoff_ms = INGEST_BACKOFF_MIN_MS;
 	ing->next_reconnect_ms = ing->now_ms + ing->backoff_ms;
 	log_warnx("database lost op=%s error=\"%s\"; not acknowledging, "
@@ -371,6 +426,40 @@ s_store_failed(struct ingest *ing, const char *op, const struct agent *a)
 		ing->refused[INGEST_REFUSE_DB_DOWN] += qa->n;
 		s_queue_clear(qa);
 	}
+}
+
+/* After a call on the main thread's own store failed. */
+static void
+s_store_failed(struct ingest *ing, const char *op, const struct agent *a)
+{
+	char err[DETAIL_MAX];
+
+	s_clean(err, sizeof(err), store_error(ing->store));
+	s_db_failed(ing, op, a != NULL ? a->key : NULL, err,
+	    store_broken(ing->store), ing->epoch);
+}
+
+/*
+ * The agents, copied out, for the loops that write.  zhashx has one
+ * cursor, which zhashx_lookup moves, and handling a finished write looks
+ * its agent up (s_job_done); nothing deletes an agent meanwhile.  Free
+ * with free.  NULL with *n = 0 when there are none or out of memory (the
+ * work waits for the next tick).
+ */
+static struct agent **
+s_agents(struct ingest *ing, size_t *n)
+{
+	size_t size = zhashx_size(ing->agents), i = 0;
+	struct agent **list;
+
+	*n = 0;
+	if (size == 0 || (list = calloc(size, sizeof(*list))) == NULL)
+		return NULL;
+	for (void *p = zhashx_first(ing->agents); p != NULL && i < size;
+	     p = zhashx_next(ing->agents))
+		list[i++] = p;
+	*n = i;
+	return list;
 }
 
 /* Makes sure the agent has its agents.id; 0 or -1. */
@@ -388,102 +477,327 @@ s_agent_id(struct ingest *ing, struct agent *a)
 	return 0;
 }
 
-static int s_ack_current(struct ingest *ing, struct agent *a);
+/* --- writes: jobs, run inline or on the writer thread ------------------- */
+
+/*
+ * Every write that ends in an Ack (a batch, a gap, reading the watermark)
+ * is a job.  The main thread makes it and, once it has run, handles what
+ * came of it (counters, the Ack); in between it belongs to whoever runs
+ * it, which touches only the job and its own store.  With a writer
+ * (ingest_start_writer) jobs run on its thread, one at a time in the
+ * order they were made, so one agent's writes commit in its order and its
+ * Acks go out in that order, each only after its COMMIT returned.
+ */
+static void
+s_job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	for (size_t i = 0; i < j->n; i++)
+		wire_agent_free(&j->msgs[i]);
+	free(j->msgs);
+	free(j);
+}
 
 static void
-s_queue_remove(struct agent *a, size_t i)
+s_job_fail(struct job *j, struct store *st, const char *op)
 {
-	wire_agent_free(&a->queue[i]);
-	memmove(&a->queue[i], &a->queue[i + 1],
-	    (a->n - i - 1) * sizeof(a->queue[0]));
-	a->n--;
+	j->op = op;
+	s_clean(j->err, sizeof(j->err), store_error(st));
+	j->status = store_broken(st) ? JOB_DOWN : JOB_FAILED;
+}
+
+static void
+s_job_remove(struct job *j, size_t i)
+{
+	wire_agent_free(&j->msgs[i]);
+	memmove(
+	    &j->msgs[i], &j->msgs[i + 1], (j->n - i - 1) * sizeof(j->msgs[0]));
+	j->n--;
 }
 
 /*
- * Writes the agent's queue in one transaction and acknowledges it.  A
- * result the database refuses becomes a gap of one, so the agent's
- * watermark moves past it and its spool lets it go, and the others are
- * written again.  Any other failure acknowledges nothing.
+ * Writes the batch in one transaction.  A result the database refuses
+ * becomes a gap of one, so the agent's watermark moves past it and its
+ * spool lets it go, and the others are written again.  Any other failure
+ * leaves j->n results unwritten and acknowledges nothing.
  */
-static int
-s_flush(struct ingest *ing, struct agent *a)
+static void
+s_job_batch(struct job *j, struct store *st)
 {
 	Mtastswatch__V1__ProbeResult **results;
 	struct timespec received;
-	uint64_t committed = 0;
-	int tries = 0, rejected = 0, known = 0;
+	int tries = 0, known = 0;
 
-	if (a->n == 0 || ing->db_down)
-		return 0;
-	if ((results = calloc(a->n, sizeof(*results))) == NULL) {
-		log_warnx(
-		    "out of memory; dropping queue key=%s n=%zu", a->key, a->n);
-		s_queue_clear(a);
-		return -1;
+	if ((results = calloc(j->n, sizeof(*results))) == NULL) {
+		j->op = "write_batch";
+		snprintf(j->err, sizeof(j->err), "out of memory");
+		j->status = JOB_FAILED;
+		return;
 	}
-	while (a->n > 0) {
+	while (j->n > 0) {
 		long bad;
 
-		for (size_t i = 0; i < a->n; i++)
-			results[i] = a->queue[i]->result;
+		for (size_t i = 0; i < j->n; i++)
+			results[i] = j->msgs[i]->result;
 		s_realtime(&received);
-		if (store_write_batch(ing->store, a->id, results, a->n,
-			&received, &committed) == 0) {
-			ing->results_stored += a->n;
-			ing->batches++;
-			s_queue_clear(a);
+		if (store_write_batch(st, j->agent_id, results, j->n, &received,
+			&j->committed) == 0) {
+			j->stored = j->n;
+			for (size_t i = 0; i < j->n; i++)
+				wire_agent_free(&j->msgs[i]);
+			j->n = 0;
 			known = 1;
 			break;
 		}
-		bad = store_bad_index(ing->store);
-		if (bad >= 0 && (size_t)bad < a->n) {
+		bad = store_bad_index(st);
+		if (bad >= 0 && (size_t)bad < j->n) {
 			uint64_t seq = results[bad]->seq;
 			char detail[DETAIL_MAX], reason[DETAIL_MAX];
 
-			s_clean(
-			    detail, sizeof(detail), store_error(ing->store));
+			s_clean(detail, sizeof(detail), store_error(st));
 			log_warnx("result rejected key=%s name=%s seq=%" PRIu64
 				  " domain=%s error=\"%s\"",
-			    a->key, a->name, seq, results[bad]->domain, detail);
-			ing->refused[INGEST_REFUSE_BAD_RESULT]++;
+			    j->key, j->name, seq, results[bad]->domain, detail);
+			j->rejected++;
 			snprintf(
 			    reason, sizeof(reason), "rejected: %s", detail);
 			/* Beyond what a gap can hold: dropped, never acked. */
 			if (seq <= INT64_MAX &&
-			    store_gap(ing->store, a->id, seq, seq, reason,
-				&received, &committed) == -1) {
-				s_store_failed(ing, "gap", a);
+			    store_gap(st, j->agent_id, seq, seq, reason,
+				&received, &j->committed) == -1) {
+				s_job_fail(j, st, "gap");
 				break;
 			}
 			if (seq <= INT64_MAX)
 				known = 1;
-			s_queue_remove(a, (size_t)bad);
-			rejected = 1;
+			s_job_remove(j, (size_t)bad);
 			continue;
 		}
-		if (!store_broken(ing->store) && ++tries < TRANSIENT_TRIES)
+		if (!store_broken(st) && ++tries < TRANSIENT_TRIES)
 			continue;
-		s_store_failed(ing, "write_batch", a);
+		s_job_fail(j, st, "write_batch");
 		break;
 	}
 	free(results);
-	if (a->n > 0) {
+	/* Only dropped results: the watermark comes from the database. */
+	if (j->status == JOB_OK && !known &&
+	    store_agent_committed(st, j->agent_id, &j->committed) == -1)
+		s_job_fail(j, st, "agent_committed");
+}
+
+/*
+ * Runs j on st.  On the writer thread, dead_epoch is the last epoch in
+ * which it found the database lost: the jobs made before the main thread
+ * learnt of it fail at once rather than write after a hole; a later job
+ * makes a new connection first.
+ */
+static void
+s_job_run(struct job *j, struct store *st, uint64_t *dead_epoch)
+{
+	struct timespec received;
+
+	if (dead_epoch != NULL) {
+		if (j->epoch <= *dead_epoch) {
+			j->op = "skipped";
+			snprintf(j->err, sizeof(j->err), "database lost");
+			j->status = JOB_DOWN;
+			return;
+		}
+		if (store_broken(st) && store_reconnect(st) == -1) {
+			s_job_fail(j, st, "reconnect");
+			j->status = JOB_DOWN;
+			*dead_epoch = j->epoch;
+			return;
+		}
+	}
+	switch (j->kind) {
+	case JOB_BATCH:
+		s_job_batch(j, st);
+		break;
+	case JOB_GAP:
+		s_realtime(&received);
+		if (store_gap(st, j->agent_id, j->first, j->last, j->reason,
+			&received, &j->committed) == -1)
+			s_job_fail(j, st, "gap");
+		break;
+	case JOB_WATERMARK:
+		if (store_agent_committed(st, j->agent_id, &j->committed) == -1)
+			s_job_fail(j, st, "agent_committed");
+		break;
+	}
+	if (dead_epoch != NULL && j->status == JOB_DOWN)
+		*dead_epoch = j->epoch;
+}
+
+/* What came of a job, on the main thread: counters, then the Ack. */
+static void
+s_job_done(struct ingest *ing, struct job *j)
+{
+	struct agent *a = zhashx_lookup(ing->agents, j->key);
+
+	/* Forgotten or refused since: its next message starts over. */
+	if (a != NULL && a->serial != j->serial)
+		a = NULL;
+	if (a != NULL && a->inflight > 0)
+		a->inflight--;
+	ing->refused[INGEST_REFUSE_BAD_RESULT] += j->rejected;
+	if (j->stored > 0) {
+		ing->results_stored += j->stored;
+		ing->batches++;
+	}
+	if (j->status != JOB_OK) {
+		s_db_failed(ing, j->op, j->key, j->err, j->status == JOB_DOWN,
+		    j->epoch);
 		/*
-		 * Not acknowledged.  Kept, the queue would be retried at every
-		 * tick; dropped, the agent resends it after its ack timeout.
+		 * Not acknowledged.  Kept, the results would be retried at
+		 * every tick; dropped, the agent resends them after its ack
+		 * timeout.
 		 */
-		if (!ing->db_down)
+		if (j->status == JOB_DOWN)
+			ing->refused[INGEST_REFUSE_DB_DOWN] += j->n;
+		else if (j->n > 0)
 			log_warnx("batch dropped unacknowledged key=%s n=%zu",
-			    a->key, a->n);
+			    j->key, j->n);
+		return;
+	}
+	if (a == NULL) {
+		log_debug("no ack for an agent gone key=%s committed=%" PRIu64,
+		    j->key, j->committed);
+		return;
+	}
+	if (j->rejected > 0)
+		log_info("batch acknowledged after rejections key=%s", j->key);
+	s_send_ack(ing, a, j->committed);
+}
+
+/*
+ * Hands over the jobs the writer finished, in order.  wait: block until
+ * at least one is there (only when some are in flight).
+ */
+static void
+s_reap(struct ingest *ing, int wait)
+{
+	struct job *list;
+
+	if (ing->wstore == NULL)
+		return;
+	pthread_mutex_lock(&ing->lock);
+	while (wait && ing->done == NULL && ing->inflight > 0)
+		pthread_cond_wait(&ing->done_cond, &ing->lock);
+	list = ing->done;
+	ing->done = ing->done_tail = NULL;
+	pthread_mutex_unlock(&ing->lock);
+	while (list != NULL) {
+		struct job *j = list;
+
+		list = j->next;
+		ing->inflight--;
+		s_job_done(ing, j);
+		s_job_free(j);
+	}
+}
+
+/* Empties the wakeup pipe, then reaps: no wakeup is lost in between. */
+static void
+s_reap_woken(struct ingest *ing)
+{
+	char buf[64];
+
+	if (ing->wstore == NULL)
+		return;
+	while (read(ing->pipe_rd, buf, sizeof(buf)) > 0)
+		continue;
+	s_reap(ing, 0);
+}
+
+/* Until every job made has been handled. */
+static void
+s_settle(struct ingest *ing)
+{
+	while (ing->wstore != NULL && ing->inflight > 0)
+		s_reap(ing, 1);
+}
+
+/*
+ * Room for one more job in flight (INGEST_INFLIGHT_MAX): handles finished
+ * ones, waiting when there are none.  -1 when the database is lost, which
+ * handling them may have found.
+ */
+static int
+s_slot(struct ingest *ing)
+{
+	while (ing->wstore != NULL && ing->inflight >= INGEST_INFLIGHT_MAX)
+		s_reap(ing, 1);
+	return ing->db_down ? -1 : 0;
+}
+
+static struct job *
+s_job_new(struct ingest *ing, const struct agent *a, enum job_kind kind)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL) {
+		log_warnx("out of memory; write dropped key=%s", a->key);
+		return NULL;
+	}
+	j->kind = kind;
+	j->epoch = ing->epoch;
+	j->serial = a->serial;
+	snprintf(j->key, sizeof(j->key), "%s", a->key);
+	snprintf(j->name, sizeof(j->name), "%s", a->name);
+	j->agent_id = a->id;
+	return j;
+}
+
+/* Runs j inline, or queues it for the writer; j is the engine's now. */
+static void
+s_submit(struct ingest *ing, struct agent *a, struct job *j)
+{
+	a->inflight++;
+	ing->inflight++;
+	if (ing->wstore == NULL) {
+		s_job_run(j, ing->store, NULL);
+		ing->inflight--;
+		s_job_done(ing, j);
+		s_job_free(j);
+		return;
+	}
+	pthread_mutex_lock(&ing->lock);
+	if (ing->todo_tail != NULL)
+		ing->todo_tail->next = j;
+	else
+		ing->todo = j;
+	ing->todo_tail = j;
+	pthread_cond_signal(&ing->todo_cond);
+	pthread_mutex_unlock(&ing->lock);
+}
+
+/*
+ * Hands the agent's queue to a job: written in one transaction, then
+ * acknowledged.  -1 when it was dropped instead.
+ */
+static int
+s_flush(struct ingest *ing, struct agent *a)
+{
+	struct job *j;
+
+	if (a->n == 0 || ing->db_down)
+		return 0;
+	/* Losing the database on the way drops the queue. */
+	if (s_slot(ing) == -1 || a->n == 0)
+		return -1;
+	if ((j = s_job_new(ing, a, JOB_BATCH)) == NULL) {
 		s_queue_clear(a);
 		return -1;
 	}
-	if (rejected)
-		log_info("batch acknowledged after rejections key=%s", a->key);
-	/* Only dropped results: the watermark comes from the database. */
-	if (!known)
-		return s_ack_current(ing, a);
-	s_send_ack(ing, a, committed);
+	j->msgs = a->queue;
+	j->n = a->n;
+	a->queue = NULL;
+	a->n = a->cap = 0;
+	a->queued_bytes = 0;
+	a->first_queued_ms = 0;
+	s_submit(ing, a, j);
 	return 0;
 }
 
@@ -491,14 +805,145 @@ s_flush(struct ingest *ing, struct agent *a)
 static int
 s_ack_current(struct ingest *ing, struct agent *a)
 {
-	uint64_t committed;
+	struct job *j;
 
-	if (store_agent_committed(ing->store, a->id, &committed) == -1) {
-		s_store_failed(ing, "agent_committed", a);
+	if (s_slot(ing) == -1)
 		return -1;
+	if ((j = s_job_new(ing, a, JOB_WATERMARK)) == NULL)
+		return -1;
+	s_submit(ing, a, j);
+	return ing->db_down ? -1 : 0;
+}
+
+/* --- the writer thread -------------------------------------------------- */
+
+static void *
+s_writer_main(void *arg)
+{
+	struct ingest *ing = arg;
+	uint64_t dead_epoch = 0;
+
+	pthread_mutex_lock(&ing->lock);
+	for (;;) {
+		struct job *j;
+		int was_empty;
+
+		while (ing->todo == NULL && !ing->stop)
+			pthread_cond_wait(&ing->todo_cond, &ing->lock);
+		if (ing->stop)
+			break;
+		j = ing->todo;
+		if ((ing->todo = j->next) == NULL)
+			ing->todo_tail = NULL;
+		j->next = NULL;
+		pthread_mutex_unlock(&ing->lock);
+
+		s_job_run(j, ing->wstore, &dead_epoch);
+
+		pthread_mutex_lock(&ing->lock);
+		was_empty = ing->done == NULL;
+		if (ing->done_tail != NULL)
+			ing->done_tail->next = j;
+		else
+			ing->done = j;
+		ing->done_tail = j;
+		pthread_cond_signal(&ing->done_cond);
+		/* Full means a wakeup is waiting already. */
+		if (was_empty && write(ing->pipe_wr, "", 1) == -1 &&
+		    errno != EAGAIN)
+			log_warn("writer wakeup");
 	}
-	s_send_ack(ing, a, committed);
-	return 0;
+	pthread_mutex_unlock(&ing->lock);
+	return NULL;
+}
+
+int
+ingest_start_writer(struct ingest *ing, struct store *writer)
+{
+	sigset_t set, old;
+	int fds[2], rc;
+
+	if (ing->wstore != NULL || writer == NULL || ing->inflight > 0)
+		return -1;
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
+		return -1;
+	if (pthread_mutex_init(&ing->lock, NULL) != 0)
+		goto fail_pipe;
+	if (pthread_cond_init(&ing->todo_cond, NULL) != 0)
+		goto fail_lock;
+	if (pthread_cond_init(&ing->done_cond, NULL) != 0)
+		goto fail_todo;
+	ing->pipe_rd = fds[0];
+	ing->pipe_wr = fds[1];
+	ing->stop = 0;
+	ing->wstore = writer;
+	/* Signals are the main thread's: its poll must see them. */
+	sigfillset(&set);
+	sigdelset(&set, SIGSEGV);
+	sigdelset(&set, SIGBUS);
+	sigdelset(&set, SIGFPE);
+	sigdelset(&set, SIGILL);
+	sigdelset(&set, SIGABRT);
+	sigdelset(&set, SIGTRAP);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	rc = pthread_create(&ing->thread, NULL, s_writer_main, ing);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == 0)
+		return 0;
+	ing->wstore = NULL;
+	pthread_cond_destroy(&ing->done_cond);
+fail_todo:
+	pthread_cond_destroy(&ing->todo_cond);
+fail_lock:
+	pthread_mutex_destroy(&ing->lock);
+fail_pipe:
+	close(fds[0]);
+	close(fds[1]);
+	return -1;
+}
+
+int
+ingest_fd(const struct ingest *ing)
+{
+	return ing->wstore != NULL ? ing->pipe_rd : -1;
+}
+
+void
+ingest_settle(struct ingest *ing, int64_t now_ms)
+{
+	ing->now_ms = now_ms;
+	s_settle(ing);
+}
+
+/* Stops the writer; what it had not started is dropped, not written. */
+static void
+s_writer_stop(struct ingest *ing)
+{
+	struct job *lists[2];
+
+	if (ing->wstore == NULL)
+		return;
+	pthread_mutex_lock(&ing->lock);
+	ing->stop = 1;
+	pthread_cond_signal(&ing->todo_cond);
+	pthread_mutex_unlock(&ing->lock);
+	pthread_join(ing->thread, NULL);
+	lists[0] = ing->todo;
+	lists[1] = ing->done;
+	for (int i = 0; i < 2; i++)
+		while (lists[i] != NULL) {
+			struct job *j = lists[i];
+			lists[i] = j->next;
+			s_job_free(j);
+		}
+	ing->todo = ing->todo_tail = ing->done = ing->done_tail = NULL;
+	ing->inflight = 0;
+	pthread_cond_destroy(&ing->done_cond);
+	pthread_cond_destroy(&ing->todo_cond);
+	pthread_mutex_destroy(&ing->lock);
+	close(ing->pipe_rd);
+	close(ing->pipe_wr);
+	ing->wstore = NULL;
 }
 
 /* --- the task set ------------------------------------------------------- */
@@ -658,6 +1103,7 @@ s_agent(struct ingest *ing, const struct ingest_peer *peer,
 			return NULL;
 		}
 		snprintf(a->key, sizeof(a->key), "%s", peer->key);
+		a->serial = ++ing->next_serial;
 		zhashx_insert(ing->agents, a->key, a);
 	}
 	if (a->name == NULL || strcmp(a->name, n) != 0 ||
@@ -733,15 +1179,17 @@ s_on_heartbeat(struct ingest *ing, struct agent *a,
 static void
 s_on_gap(struct ingest *ing, struct agent *a, const Mtastswatch__V1__Gap *g)
 {
-	struct timespec received;
-	uint64_t committed;
+	struct job *j;
 	char reason[DETAIL_MAX];
 
 	log_warnx("agent gap key=%s name=%s first=%" PRIu64 " last=%" PRIu64
 		  " reason=\"%s\"",
 	    a->key, a->name, g->first, g->last,
 	    s_clean(reason, sizeof(reason), g->reason));
-	/* Keep the agent's order: results sent before the gap go first. */
+	/*
+	 * Keep the agent's order: results sent before the gap go first, and
+	 * the gap is written after them on the same queue of jobs.
+	 */
 	if (a->n > 0 && s_flush(ing, a) == -1)
 		return;
 	if (g->last > INT64_MAX) {
@@ -749,14 +1197,13 @@ s_on_gap(struct ingest *ing, struct agent *a, const Mtastswatch__V1__Gap *g)
 		    "gap beyond 2^63", ing->now_ms);
 		return;
 	}
-	s_realtime(&received);
-	if (store_gap(ing->store, a->id, g->first, g->last,
-		reason[0] != '\0' ? reason : "agent spool", &received,
-		&committed) == -1) {
-		s_store_failed(ing, "gap", a);
+	if (s_slot(ing) == -1 || (j = s_job_new(ing, a, JOB_GAP)) == NULL)
 		return;
-	}
-	s_send_ack(ing, a, committed);
+	j->first = g->first;
+	j->last = g->last;
+	snprintf(j->reason, sizeof(j->reason), "%s",
+	    reason[0] != '\0' ? reason : "agent spool");
+	s_submit(ing, a, j);
 }
 
 static int
@@ -791,6 +1238,8 @@ ingest_receive(struct ingest *ing, const struct ingest_peer *peer,
 	int upserted = 0;
 
 	ing->now_ms = now_ms;
+	/* Acks of what committed meanwhile go out first, in order. */
+	s_reap(ing, 0);
 	/* ZAP lets no unauthenticated peer through; guard all the same. */
 	if (peer->key == NULL || strlen(peer->key) != INGEST_KEY_LEN) {
 		s_refuse_reply(
@@ -858,6 +1307,9 @@ ingest_receive(struct ingest *ing, const struct ingest_peer *peer,
 static void
 s_reconnect(struct ingest *ing)
 {
+	struct agent **list;
+	size_t n;
+
 	if (store_reconnect(ing->store) == -1) {
 		char err[DETAIL_MAX];
 
@@ -877,15 +1329,16 @@ s_reconnect(struct ingest *ing)
 	 * Tell the agents seen lately where they stand, so that they resend
 	 * what was dropped without waiting for their ack timeout.
 	 */
-	for (void *p = zhashx_first(ing->agents); p != NULL;
-	     p = zhashx_next(ing->agents)) {
-		struct agent *a = p;
+	list = s_agents(ing, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct agent *a = list[i];
 		if (a->id == 0 ||
 		    ing->now_ms - a->last_seen_ms > INGEST_ACTIVE_MS)
 			continue;
 		if (s_ack_current(ing, a) == -1)
-			return;
+			break;
 	}
+	free(list);
 	ing->next_poll_ms = ing->now_ms;
 }
 
@@ -925,7 +1378,7 @@ s_forget_idle(struct ingest *ing)
 	for (void *p = zhashx_first(ing->agents); p != NULL;
 	     p = zhashx_next(ing->agents)) {
 		struct agent *a = p;
-		if (a->n == 0 &&
+		if (a->n == 0 && a->inflight == 0 &&
 		    ing->now_ms - a->last_seen_ms > INGEST_FORGET_MS)
 			zlistx_add_end(keys, a->key);
 	}
@@ -941,21 +1394,26 @@ s_forget_idle(struct ingest *ing)
 void
 ingest_tick(struct ingest *ing, int64_t now_ms)
 {
+	struct agent **list;
+	size_t n;
+
 	ing->now_ms = now_ms;
+	s_reap_woken(ing);
 	if (ing->db_down) {
 		if (now_ms >= ing->next_reconnect_ms)
 			s_reconnect(ing);
 		if (ing->db_down)
 			return;
 	}
-	for (void *p = zhashx_first(ing->agents); p != NULL;
-	     p = zhashx_next(ing->agents)) {
-		struct agent *a = p;
+	list = s_agents(ing, &n);
+	for (size_t i = 0; i < n && !ing->db_down; i++) {
+		struct agent *a = list[i];
 		if (a->n > 0 && now_ms - a->first_queued_ms >= INGEST_FLUSH_MS)
 			(void)s_flush(ing, a);
-		if (ing->db_down)
-			return;
 	}
+	free(list);
+	if (ing->db_down)
+		return;
 	if (now_ms >= ing->next_maint_ms)
 		s_maintenance(ing);
 	if (!ing->db_down && now_ms >= ing->next_poll_ms) {
@@ -995,12 +1453,15 @@ ingest_timeout(const struct ingest *cing, int64_t now_ms)
 void
 ingest_flush_all(struct ingest *ing, int64_t now_ms)
 {
+	struct agent **list;
+	size_t n;
+
 	ing->now_ms = now_ms;
-	for (void *p = zhashx_first(ing->agents); p != NULL;
-	     p = zhashx_next(ing->agents)) {
-		(void)s_flush(ing, p);
-		/* s_store_failed walked the table: the cursor is gone. */
-		if (ing->db_down)
-			return;
-	}
+	s_reap_woken(ing);
+	list = s_agents(ing, &n);
+	for (size_t i = 0; i < n && !ing->db_down; i++)
+		(void)s_flush(ing, list[i]);
+	free(list);
+	/* Each Ack after its COMMIT, before the daemon goes. */
+	s_settle(ing);
 }

@@ -23,6 +23,14 @@
  * database connection is lost the engine stops acknowledging, drops what
  * it has queued (agents resend from their spool) and reconnects with
  * backoff from 1 s to 30 s.
+ *
+ * Writes (batches, gaps, the watermark an Ack carries) run inline on the
+ * caller's thread, or, after ingest_start_writer, on a writer thread with
+ * its own connection while the caller goes on decoding: at most
+ * INGEST_INFLIGHT_MAX at a time (then the caller waits), one after the
+ * other in the order they were made, so an agent's batches commit in its
+ * order.  Either way an Ack is sent by the caller's thread, and only once
+ * the COMMIT of what it acknowledges has returned.
  */
 
 #define INGEST_FLUSH_MS	      100 /* after the first queued result */
@@ -34,6 +42,7 @@
 #define INGEST_BACKOFF_MIN_MS 1000
 #define INGEST_BACKOFF_MAX_MS 30000
 #define INGEST_KEY_LEN	      40 /* Z85 CURVE public key */
+#define INGEST_INFLIGHT_MAX   4	 /* writes handed to the writer, unhandled */
 
 struct ingest_config {
 	unsigned interval_s;
@@ -82,8 +91,27 @@ struct ingest;
  */
 struct ingest *ingest_new(struct store *store, const struct ingest_config *cfg,
     ingest_send_fn send, void *send_arg);
-/* Frees *ing (queued results are dropped, not written) and NULLs it. */
+/*
+ * Frees *ing (queued results are dropped, not written; the writer finishes
+ * the write it is in, unacknowledged) and NULLs it.
+ */
 void ingest_destroy(struct ingest **ing);
+
+/*
+ * Moves the writes to a thread of their own, which uses writer (a second
+ * connection to the same database, borrowed: it must outlive the engine
+ * and nothing else may use it meanwhile).  The thread takes no signals.
+ * Call it once, before the first frame.  0, or -1 (nothing changed).
+ */
+int ingest_start_writer(struct ingest *ing, struct store *writer);
+/*
+ * With a writer: a descriptor that polls readable when finished writes
+ * wait for ingest_tick to acknowledge them (level-triggered until it
+ * does).  -1 without.
+ */
+int ingest_fd(const struct ingest *ing);
+/* Blocks until every write handed to the writer is acknowledged or failed. */
+void ingest_settle(struct ingest *ing, int64_t now_ms);
 
 /*
  * New settings (SIGHUP).  An interval change makes a new task set, pushed
@@ -108,13 +136,17 @@ void ingest_refuse(struct ingest *ing, const struct ingest_peer *peer,
     enum ingest_refusal why, const char *detail, int64_t now_ms);
 
 /*
- * Timed work: due batches, database reconnects, the domain poll,
- * partitions and retention.  Call it at least when ingest_timeout says.
+ * Timed work: the Acks of finished writes, due batches, database
+ * reconnects, the domain poll, partitions and retention.  Call it at
+ * least when ingest_timeout says and when ingest_fd polls readable.
  */
 void ingest_tick(struct ingest *ing, int64_t now_ms);
 /* Milliseconds until ingest_tick has work, at most 1000. */
 int ingest_timeout(const struct ingest *ing, int64_t now_ms);
-/* Writes and acknowledges every queued result (at shutdown). */
+/*
+ * Writes and acknowledges every queued result, and waits for the writes
+ * in flight (at shutdown).
+ */
 void ingest_flush_all(struct ingest *ing, int64_t now_ms);
 
 /* 1 while the database connection is lost. */

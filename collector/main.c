@@ -38,6 +38,7 @@ struct collector {
 	struct collector_config *cfg;
 	struct keys_allow *allow;
 	struct store *store;
+	struct store *wstore; /* the ingest writer thread's own connection */
 	struct ingest *ingest;
 	zactor_t *auth;
 	zsock_t *router;
@@ -333,7 +334,8 @@ s_start(struct collector *c)
 		log_warnx("allow_dir=%s holds no agent certificate; every "
 			  "agent is refused",
 		    c->cfg->allow_dir);
-	if ((c->store = s_store_open(c->cfg)) == NULL)
+	if ((c->store = s_store_open(c->cfg)) == NULL ||
+	    (c->wstore = s_store_open(c->cfg)) == NULL)
 		return -1;
 	/* After the migrations: they read the tables those made. */
 	s_services_start(c, SVC_ALL);
@@ -388,6 +390,11 @@ s_start(struct collector *c)
 		log_warnx("start failed reason=\"out of memory\"");
 		return -1;
 	}
+	/* Batches are written while the next ones are decoded. */
+	if (ingest_start_writer(c->ingest, c->wstore) == -1) {
+		log_warnx("start failed reason=\"cannot start the writer\"");
+		return -1;
+	}
 	ingest_set_allow(c->ingest, c->allow);
 	/* Partitions, retention and the first task set before "ready". */
 	ingest_tick(c->ingest, s_now_ms());
@@ -398,9 +405,11 @@ static void
 s_stop(struct collector *c)
 {
 	s_services_stop(c, SVC_ALL);
+	/* Joins the writer thread, which uses wstore until then. */
 	ingest_destroy(&c->ingest);
 	zsock_destroy(&c->router);
 	zactor_destroy(&c->auth);
+	store_close(&c->wstore);
 	store_close(&c->store);
 	keys_allow_free(&c->allow);
 	collector_config_free(&c->cfg);
@@ -540,7 +549,11 @@ s_run(struct collector *c)
 
 	log_warnx("ready bind=%s", zsock_endpoint(c->router));
 	while (!got_term) {
-		zmq_pollitem_t item = {c->router_handle, 0, ZMQ_POLLIN, 0};
+		/* The router, and the writer's "writes finished". */
+		zmq_pollitem_t items[2] = {
+		    {c->router_handle, 0, ZMQ_POLLIN, 0},
+		    {NULL, ingest_fd(c->ingest), ZMQ_POLLIN, 0},
+		};
 		int64_t now;
 
 		if (got_hup) {
@@ -549,14 +562,15 @@ s_run(struct collector *c)
 		}
 		now = s_now_ms();
 		/* At most a second: the counters for /metrics ride on it. */
-		if (zmq_poll(&item, 1, ingest_timeout(c->ingest, now)) == -1) {
+		if (zmq_poll(items, items[1].fd >= 0 ? 2 : 1,
+			ingest_timeout(c->ingest, now)) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_warnx(
 			    "poll failed error=\"%s\"", zmq_strerror(errno));
 			return -1;
 		}
-		if (item.revents & ZMQ_POLLIN)
+		if (items[0].revents & ZMQ_POLLIN)
 			for (int i = 0; i < DRAIN_MAX && !got_term; i++)
 				if (s_recv_one(c, s_now_ms()) == 0)
 					break;

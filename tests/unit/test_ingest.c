@@ -40,6 +40,13 @@
  * every answer is also checked to be what an agent would accept) and
  * queued for the test to take in order.  Each test gets a schema of its
  * own on the real server, as in test_store_pg.c.
+ *
+ * Every test runs twice: with the writes inline, and with them on the
+ * writer thread (ingest_start_writer, as the daemon runs), where the
+ * helpers below wait after each frame and tick until what they started
+ * is acknowledged (ingest_settle), so that the same expectations hold.
+ * The tests at the end drive the writer without waiting, and hold it up
+ * with a row lock taken on the admin connection.
  */
 
 #define INTERVAL   300
@@ -73,6 +80,7 @@ static struct {
 	const char *conninfo;
 	const char *pgdir;
 	const char *sqldir;
+	int writer; /* this round runs with ingest_start_writer */
 	EVP_PKEY *key;
 	X509 *cert;
 	unsigned char *der;
@@ -90,16 +98,18 @@ struct frame {
 struct t {
 	struct pgschema db; /* admin connection and private schema */
 	struct store *st;
+	struct store *w; /* the writer's, when fx.writer */
 	struct ingest *ing;
 	struct ingest_config cfg;
 	int64_t now;
+	int manual;	/* the helpers do not wait for the writer */
 	int fail_sends; /* the send callback answers -1 */
 	/* test_allowlist's, here so that teardown cleans up after a failure */
 	char allow_dir[64];
 	struct keys_allow *allow[2];
 	zcert_t *cert[2];
 	/* test_two_collectors_share_database's second collector */
-	struct store *st2;
+	struct store *st2, *w2;
 	struct ingest *ing2;
 	struct frame frames[FRAMES_MAX];
 	size_t rd, wr, lost;
@@ -225,11 +235,27 @@ expect_reject(struct t *t, const struct ingest_peer *to, const char *prefix)
 
 /* --- what agents send ------------------------------------------------ */
 
+/* With a writer, until what the last call started is acknowledged. */
+static void
+settle(struct t *t)
+{
+	if (!t->manual)
+		ingest_settle(t->ing, t->now);
+}
+
+static void
+tick(struct t *t)
+{
+	ingest_tick(t->ing, t->now);
+	settle(t);
+}
+
 static void
 feed(struct t *t, const struct ingest_peer *p, unsigned char *buf, size_t len)
 {
 	ingest_receive(t->ing, p, buf, len, t->now);
 	free(buf);
+	settle(t);
 }
 
 static void
@@ -373,7 +399,7 @@ static void
 flush_due(struct t *t)
 {
 	t->now += INGEST_FLUSH_MS;
-	ingest_tick(t->ing, t->now);
+	tick(t);
 }
 
 /* The first tick (domain poll), then a Hello answered by Ack and tasks. */
@@ -456,6 +482,15 @@ setup(void **state)
 	t->now = T0;
 	if ((t->ing = ingest_new(t->st, &t->cfg, capture, t)) == NULL)
 		return -1;
+	if (fx.writer) {
+		t->w = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
+		if (t->w == NULL) {
+			print_error("store_open: %s\n", err);
+			return -1;
+		}
+		if (ingest_start_writer(t->ing, t->w) == -1)
+			return -1;
+	}
 	return 0;
 }
 
@@ -466,10 +501,16 @@ teardown(void **state)
 
 	if (t == NULL)
 		return 0;
+	/* A writer test that failed may hold the row lock the writer waits
+	 * for, and destroy joins the writer. */
+	if (t->db.admin != NULL)
+		PQclear(PQexec(t->db.admin, "ROLLBACK"));
 	ingest_destroy(&t->ing);
 	ingest_destroy(&t->ing2);
 	store_close(&t->st);
 	store_close(&t->st2);
+	store_close(&t->w);
+	store_close(&t->w2);
 	for (int i = 0; i < 2; i++) {
 		keys_allow_free(&t->allow[i]);
 		zcert_destroy(&t->cert[i]);
@@ -506,7 +547,7 @@ test_hello_ack_then_tasks(void **state)
 	add_domain(t, "localhost"); /* no dot: the wire would refuse it */
 	add_domain(t, "gone.example");
 	assert_int_equal(store_domain_remove(t->st, "gone.example", NULL), 0);
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	expect_none(t);
 
 	send_hello(t, &PA);
@@ -539,7 +580,7 @@ test_hello_before_first_poll(void **state)
 	expect_ack(t, &PA, 0);
 	expect_none(t);
 	t->now += 5;
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	expect_tasks(t, &PA, INTERVAL, "example.com");
 	expect_none(t);
 }
@@ -556,7 +597,7 @@ test_results_flush_on_timer(void **state)
 	int wait;
 
 	add_domain(t, "example.com");
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "example.com");
 
 	first = t->now;
@@ -569,14 +610,14 @@ test_results_flush_on_timer(void **state)
 	assert_int_equal(wait, first + INGEST_FLUSH_MS - t->now);
 
 	t->now = first + INGEST_FLUSH_MS - 1;
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	expect_none(t);
 	assert_int_equal(qn(t, "SELECT count(*) FROM results"), 0);
 	assert_int_equal(ingest_timeout(t->ing, t->now), 1);
 
 	t->now++;
 	assert_int_equal(ingest_timeout(t->ing, t->now), 0);
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	expect_ack(t, &PA, 3);
 	expect_none(t);
 	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3");
@@ -605,7 +646,7 @@ test_full_batch_flushes_at_once(void **state)
 
 	t->cfg.batch = 3;
 	ingest_set_config(t->ing, &t->cfg);
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	send_result(t, &PA, 2);
@@ -626,7 +667,7 @@ test_duplicate_resend(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	send_result(t, &PA, 2);
@@ -660,7 +701,7 @@ test_hole_holds_ack(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	send_result(t, &PA, 2);
@@ -691,7 +732,7 @@ test_gap_advances_watermark(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	send_result(t, &PA, 2);
@@ -748,7 +789,7 @@ test_database_refuses_result(void **state)
 	char err[128];
 	Mtastswatch__V1__AgentMessage *m;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	rb_init(&bad, 2);
 	bad.mx.policy_match = 70000;
@@ -796,7 +837,7 @@ test_store_refuses_result(void **state)
 	struct t *t = *state;
 	struct rb x;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	rb_init(&x, 1);
 	x.r.round = UINT64_MAX;
@@ -841,7 +882,7 @@ test_bad_frames_rejected(void **state)
 	size_t len;
 	struct rb x;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	ingest_receive(t->ing, &PA, "", 0, t->now);
 	expect_reject(t, &PA, "empty: empty message");
 	assert_int_equal(ingest_refusals(t->ing, INGEST_REFUSE_EMPTY), 1);
@@ -917,7 +958,7 @@ test_unauthenticated_refused(void **state)
 	size_t len;
 	struct wire_hello h = {.name = "x"};
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	assert_int_equal(wire_agent_encode_hello(&h, &buf, &len), 0);
 	p.key = NULL;
 	ingest_receive(t->ing, &p, buf, len, t->now);
@@ -981,7 +1022,7 @@ test_allowlist(void **state)
 	pb.key = zcert_public_txt(t->cert[1]);
 	assert_int_equal(strlen(pa.key), INGEST_KEY_LEN);
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	send_hello(t, &pb);
 	expect_reject(t, &pb, "unknown_agent: key not in allow_dir");
 	expect_none(t);
@@ -1030,7 +1071,7 @@ test_heartbeat_acks_watermark(void **state)
 	struct t *t = *state;
 
 	add_domain(t, "example.com");
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "example.com");
 	send_heartbeat(t, &PA);
 	expect_ack(t, &PA, 0);
@@ -1064,7 +1105,7 @@ test_hello_flushes_queue(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	send_result(t, &PA, 2);
@@ -1089,17 +1130,17 @@ test_domain_change_pushes_tasks(void **state)
 	uint64_t v1, v2, v3, v4, vb;
 
 	add_domain(t, "example.com");
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	v1 = connect_agent(t, &PA, 0, "example.com");
 	vb = connect_agent(t, &PB, 0, "example.com");
 	assert_true(v1 == vb);
 
 	add_domain(t, "b.example");
 	t->now = start + INGEST_POLL_MS - 1;
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	expect_none(t);
 	t->now = start + INGEST_POLL_MS;
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	/* Two agents: the order of the pushes is the hash table's. */
 	{
 		Mtastswatch__V1__CollectorMessage *m1, *m2;
@@ -1127,7 +1168,7 @@ test_domain_change_pushes_tasks(void **state)
 	t->now = start + 2 * INGEST_POLL_MS;
 	send_heartbeat(t, &PA);
 	expect_ack(t, &PA, 0);
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	expect_none(t);
 
 	/* B falls silent; A does not.  Only A gets the next set at once. */
@@ -1135,7 +1176,7 @@ test_domain_change_pushes_tasks(void **state)
 	t->now = start + INGEST_ACTIVE_MS + INGEST_POLL_MS + 1;
 	send_heartbeat(t, &PA);
 	expect_ack(t, &PA, 0);
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	v3 = expect_tasks(t, &PA, INTERVAL, "b.example");
 	expect_none(t);
 	assert_true(v3 != v1 && v3 != v2);
@@ -1177,7 +1218,7 @@ test_two_agents_separate(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	send_result(t, &PA, 2);
@@ -1232,7 +1273,12 @@ test_two_collectors_share_database(void **state)
 	assert_non_null(t->st2);
 	t->ing2 = ingest_new(t->st2, &t->cfg, capture, t);
 	assert_non_null(t->ing2);
-	ingest_tick(t->ing, t->now);
+	if (fx.writer) {
+		t->w2 = store_open(t->db.conninfo, fx.sqldir, err, sizeof(err));
+		assert_non_null(t->w2);
+		assert_int_equal(ingest_start_writer(t->ing2, t->w2), 0);
+	}
+	tick(t);
 	ingest_tick(t->ing2, t->now);
 
 	connect_agent(t, &PA, 0, "");
@@ -1260,6 +1306,7 @@ test_two_collectors_share_database(void **state)
 	assert_null(t->ing2);
 	store_close(&t->st2);
 	assert_null(t->st2);
+	store_close(&t->w2);
 }
 
 /* At shutdown what is queued is written and acknowledged; destroy drops. */
@@ -1268,7 +1315,7 @@ test_flush_all_and_destroy(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	connect_agent(t, &PB, 0, "");
 	send_result(t, &PA, 1);
@@ -1318,7 +1365,7 @@ test_send_failure_tolerated(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	t->fail_sends = 1;
 	send_result(t, &PA, 1);
@@ -1339,13 +1386,13 @@ test_idle_agent_forgotten(void **state)
 {
 	struct t *t = *state;
 
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	flush_due(t);
 	expect_ack(t, &PA, 1);
 	t->now += INGEST_FORGET_MS + INGEST_POLL_MS + 1;
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	expect_none(t);
 	/* Back: a new agent to this process, at its watermark, with tasks. */
 	send_heartbeat(t, &PA);
@@ -1391,7 +1438,7 @@ test_database_lost(void **state)
 		print_message("MTASTS_TEST_PGDIR unset: restart not tested\n");
 		skip();
 	}
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	connect_agent(t, &PA, 0, "");
 	send_result(t, &PA, 1);
 	flush_due(t);
@@ -1415,14 +1462,14 @@ test_database_lost(void **state)
 	assert_int_equal(ingest_timeout(t->ing, t->now), INGEST_BACKOFF_MIN_MS);
 
 	t->now = lost_at + INGEST_BACKOFF_MIN_MS - 1;
-	ingest_tick(t->ing, t->now);
+	tick(t);
 	assert_int_equal(ingest_db_down(t->ing), 1);
 	expect_none(t);
 
 	/* pg_ctl -w returned once the server took connections again. */
 	for (i = 0; i < 20 && ingest_db_down(t->ing); i++) {
 		t->now += INGEST_BACKOFF_MAX_MS;
-		ingest_tick(t->ing, t->now);
+		tick(t);
 		if (ingest_db_down(t->ing))
 			usleep(100000);
 	}
@@ -1440,6 +1487,246 @@ test_database_lost(void **state)
 	sql(t, "SET search_path = %s", t->db.schema);
 	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3");
 	assert_int_equal(watermark(t, KEY_A), 3);
+}
+
+/* --- the writer thread, not waited for --------------------------------- */
+
+/*
+ * Takes the agent's row lock on the admin connection: the lock every
+ * batch of that agent takes first, inside its transaction.
+ */
+static void
+hold_agent(struct t *t, const char *key)
+{
+	sql(t, "BEGIN");
+	sql(t, "SELECT 1 FROM agents WHERE public_key = '%s' FOR UPDATE", key);
+}
+
+/* Until the writer waits for that lock (5 s at most). */
+static void
+wait_blocked(struct t *t)
+{
+	for (int i = 0; i < 100; i++) {
+		if (qn(t, "SELECT count(*) FROM pg_locks WHERE NOT granted") >
+		    0)
+			return;
+		usleep(50000);
+	}
+	fail_msg("the writer never waited for the row lock");
+}
+
+static void
+skip_without_writer(void)
+{
+	if (!fx.writer)
+		skip();
+}
+
+/*
+ * Two batches of one agent in flight: the first blocked in its
+ * transaction, the second decoded and queued meanwhile.  Nothing is
+ * acknowledged until the first COMMIT; then both are, in order, and the
+ * first was written before the second.
+ */
+static void
+test_writer_acks_after_commit(void **state)
+{
+	struct t *t = *state;
+	int i;
+
+	skip_without_writer();
+	t->cfg.batch = 3;
+	ingest_set_config(t->ing, &t->cfg);
+	tick(t);
+	connect_agent(t, &PA, 0, "");
+	t->manual = 1;
+	hold_agent(t, KEY_A);
+	send_result(t, &PA, 1);
+	send_result(t, &PA, 2);
+	send_result(t, &PA, 3);
+	wait_blocked(t);
+	/* The next batch is received and decoded while the first waits. */
+	send_result(t, &PA, 4);
+	send_result(t, &PA, 5);
+	send_result(t, &PA, 6);
+	for (i = 0; i < 5; i++) {
+		t->now += INGEST_FLUSH_MS;
+		ingest_tick(t->ing, t->now);
+		usleep(20000);
+	}
+	expect_none(t);
+	assert_int_equal(qn(t, "SELECT count(*) FROM results"), 0);
+	assert_int_equal(watermark(t, KEY_A), 0);
+
+	sql(t, "COMMIT");
+	ingest_settle(t->ing, t->now);
+	expect_ack(t, &PA, 3);
+	expect_ack(t, &PA, 6);
+	expect_none(t);
+	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3,4,5,6");
+	/* Identities are drawn as seqs are claimed: 1..3 went first. */
+	assert_int_equal(qn(t, "SELECT count(*) FROM results a JOIN results b "
+			       "ON a.seq < b.seq WHERE a.id > b.id"),
+	    0);
+	t->manual = 0;
+}
+
+/*
+ * A gap behind a batch in flight is written after it, and a Hello behind
+ * them is answered after them: one agent's writes keep its order.  (A
+ * Hello or Heartbeat updates the agent's row on the main thread, which
+ * waits for the writer's transaction: it cannot come while the test
+ * holds the writer.)
+ */
+static void
+test_writer_keeps_agent_order(void **state)
+{
+	struct t *t = *state;
+
+	skip_without_writer();
+	t->cfg.batch = 2;
+	ingest_set_config(t->ing, &t->cfg);
+	tick(t);
+	connect_agent(t, &PA, 0, "");
+	connect_agent(t, &PB, 0, "");
+	t->manual = 1;
+	hold_agent(t, KEY_A);
+	send_result(t, &PA, 1);
+	send_result(t, &PA, 2);
+	wait_blocked(t);
+	send_gap(t, &PA, 3, 4, "spool full");
+	send_result(t, &PA, 5);
+	send_result(t, &PA, 6);
+	expect_none(t);
+	sql(t, "COMMIT");
+	send_hello(t, &PA);
+	ingest_settle(t->ing, t->now);
+	/*
+	 * The Acks in order, the Hello's last.  The task set follows the
+	 * first Ack that leaves after the Hello was read, which may be one
+	 * of a batch that committed meanwhile: any Ack is where it stands.
+	 */
+	{
+		static const uint64_t want[] = {2, 4, 6, 6};
+		size_t acks = 0, tasks = 0;
+
+		while (t->rd < t->wr) {
+			Mtastswatch__V1__CollectorMessage *m =
+			    next_frame(t, &PA);
+			if (m->body_case ==
+			    MTASTSWATCH__V1__COLLECTOR_MESSAGE__BODY_TASKS) {
+				assert_true(acks > 0);
+				tasks++;
+				continue;
+			}
+			assert_int_equal(m->body_case,
+			    MTASTSWATCH__V1__COLLECTOR_MESSAGE__BODY_ACK);
+			assert_true(acks < 4);
+			assert_int_equal(m->ack->committed_seq, want[acks]);
+			acks++;
+		}
+		assert_int_equal(acks, 4);
+		assert_int_equal(tasks, 1);
+	}
+	assert_string_equal(stored_seqs(t, KEY_A), "1,2,5,6");
+	assert_int_equal(watermark(t, KEY_A), 6);
+
+	/* More jobs than INGEST_INFLIGHT_MAX: the caller waits, none lost. */
+	for (uint64_t seq = 1; seq <= 2 * (INGEST_INFLIGHT_MAX + 2); seq++)
+		send_result(t, &PB, seq);
+	ingest_settle(t->ing, t->now);
+	for (uint64_t seq = 2; seq <= 2 * (INGEST_INFLIGHT_MAX + 2); seq += 2)
+		expect_ack(t, &PB, seq);
+	expect_none(t);
+	assert_int_equal(watermark(t, KEY_B), 2 * (INGEST_INFLIGHT_MAX + 2));
+	t->manual = 0;
+}
+
+/*
+ * The writer's connection dies with a batch in its transaction and
+ * another queued: neither is acknowledged, the engine stops answering,
+ * then reconnects (the writer too) and the agent's resend is stored.
+ */
+static void
+test_writer_outage_in_flight(void **state)
+{
+	struct t *t = *state;
+
+	skip_without_writer();
+	t->cfg.batch = 3;
+	ingest_set_config(t->ing, &t->cfg);
+	tick(t);
+	connect_agent(t, &PA, 0, "");
+	t->manual = 1;
+	hold_agent(t, KEY_A);
+	send_result(t, &PA, 1);
+	send_result(t, &PA, 2);
+	send_result(t, &PA, 3);
+	wait_blocked(t);
+	send_result(t, &PA, 4);
+	send_result(t, &PA, 5);
+	send_result(t, &PA, 6);
+	/* The writer's backend is the one waiting for the lock. */
+	assert_int_equal(qn(t, "SELECT count(pg_terminate_backend(pid)) FROM "
+			       "pg_locks WHERE NOT granted"),
+	    1);
+	sql(t, "ROLLBACK");
+	ingest_settle(t->ing, t->now);
+	assert_int_equal(ingest_db_down(t->ing), 1);
+	expect_none(t);
+	assert_int_equal(ingest_refusals(t->ing, INGEST_REFUSE_DB_DOWN), 6);
+	assert_int_equal(qn(t, "SELECT count(*) FROM results"), 0);
+	assert_int_equal(watermark(t, KEY_A), 0);
+
+	/* While down: nothing answered, each message counted. */
+	send_result(t, &PA, 7);
+	send_heartbeat(t, &PA);
+	expect_none(t);
+	assert_int_equal(ingest_refusals(t->ing, INGEST_REFUSE_DB_DOWN), 8);
+
+	/* After the backoff: reconnected, told where it stands, resends. */
+	t->now += INGEST_BACKOFF_MIN_MS;
+	ingest_tick(t->ing, t->now);
+	ingest_settle(t->ing, t->now);
+	assert_int_equal(ingest_db_down(t->ing), 0);
+	expect_ack(t, &PA, 0);
+	expect_none(t);
+	for (uint64_t seq = 1; seq <= 6; seq++)
+		send_result(t, &PA, seq);
+	ingest_settle(t->ing, t->now);
+	expect_ack(t, &PA, 3);
+	expect_ack(t, &PA, 6);
+	expect_none(t);
+	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3,4,5,6");
+	t->manual = 0;
+}
+
+/* At shutdown, flush_all writes the queue and waits for what is in flight. */
+static void
+test_writer_flush_all_waits(void **state)
+{
+	struct t *t = *state;
+
+	skip_without_writer();
+	t->cfg.batch = 2;
+	ingest_set_config(t->ing, &t->cfg);
+	tick(t);
+	connect_agent(t, &PA, 0, "");
+	t->manual = 1;
+	send_result(t, &PA, 1);
+	send_result(t, &PA, 2); /* a batch, handed to the writer */
+	send_result(t, &PA, 3); /* queued */
+	ingest_flush_all(t->ing, t->now);
+	expect_ack(t, &PA, 2);
+	expect_ack(t, &PA, 3);
+	expect_none(t);
+	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3");
+	/* Destroy drops what was never handed over, and joins the thread. */
+	send_result(t, &PA, 4);
+	ingest_destroy(&t->ing);
+	expect_none(t);
+	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3");
+	t->manual = 0;
 }
 
 int
@@ -1489,7 +1776,16 @@ main(void)
 		test_idle_agent_forgotten, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_database_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_writer_acks_after_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_writer_keeps_agent_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_writer_outage_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_writer_flush_all_waits, setup, teardown),
 	};
+	int failed;
 	const char *verbose = getenv("MTASTS_TEST_VERBOSE");
 
 	fx.conninfo = getenv("MTASTS_TEST_PG");
@@ -1507,5 +1803,10 @@ main(void)
 	/* Refusals and rejections are what these tests cause on purpose. */
 	if (verbose == NULL || strcmp(verbose, "1") != 0)
 		log_set_level(LOG_LEVEL_ERROR);
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	failed = cmocka_run_group_tests_name(
+	    "inline", tests, group_setup, group_teardown);
+	fx.writer = 1;
+	failed += cmocka_run_group_tests_name(
+	    "writer", tests, group_setup, group_teardown);
+	return failed;
 }
