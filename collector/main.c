@@ -436,6 +436,20 @@ s_reload(struct collector *c)
 		collector_config_errors_free(&errs);
 		return;
 	}
+	if (strcmp(cfg->database, c->cfg->database) != 0) {
+		/* Ingest stays on the old database until a restart, so the
+		 * threads must too: keep its conninfo in the new config. */
+		char *keep = strdup(c->cfg->database);
+
+		if (keep == NULL) {
+			log_warnx("reload failed error=\"out of memory\"");
+			collector_config_free(&cfg);
+			return;
+		}
+		free(cfg->database);
+		cfg->database = keep;
+		log_warnx("reload: database changed; takes a restart");
+	}
 	if ((allow = keys_allow_load(cfg->allow_dir, err, sizeof(err))) ==
 	    NULL) {
 		log_warnx("reload failed error=\"%s\"; keeping the running "
@@ -454,8 +468,6 @@ s_reload(struct collector *c)
 	if (strcmp(cfg->bind, c->cfg->bind) != 0)
 		log_warnx(
 		    "reload: bind changed to %s; takes a restart", cfg->bind);
-	if (strcmp(cfg->database, c->cfg->database) != 0)
-		log_warnx("reload: database changed; takes a restart");
 	if (strcmp(cfg->public_txt, c->cfg->public_txt) != 0)
 		log_warnx("reload: secret_key changed; takes a restart");
 	ingest_set_allow(c->ingest, allow);

@@ -1329,6 +1329,7 @@ class Soc:
             return int(m.group(1)) if m else None
         self.port = harness.wait_until(port, 10, 0.1)
         self.coll_pid = coll.pid
+        self.coll = coll
         return self.port
 
 
@@ -1413,6 +1414,25 @@ def soc_while_open(res, soc, views, conninfo):
     res.info("API, metrics and report checks took %.1fs" %
              (time.monotonic() - t0))
     check_ack(res, soc, conninfo)
+    check_reload(res, soc)
+
+
+def check_reload(res, soc):
+    """A SIGHUP that changes nothing restarts no thread: the API keeps
+    its port (bound to port 0, a restart would move it) and the
+    notifiers their deliveries."""
+    def log():
+        return soc.coll.stderr_tail(1 << 20)
+    before = log().count("http: event=listening")
+    os.kill(soc.coll_pid, signal.SIGHUP)
+    ok = harness.wait_until(lambda: "reloaded config=" in log(), 15, 0.1)
+    after = log().count("http: event=listening")
+    status = http_get(soc.port, "/api/v1/status")[0]
+    res.check("reload: an unchanged SIGHUP restarts neither API nor "
+              "notifiers", bool(ok) and before == 1 and after == 1 and
+              status == 200 and "notify: event=start" not in log(),
+              "reloaded=%s listening %d -> %d status %s" %
+              (bool(ok), before, after, status))
 
 
 def soc_after_resolve(res, soc, conninfo):
