@@ -5,6 +5,7 @@
  * Usage:
  *   ingest_load load ENDPOINT COLLECTOR_PUBLIC_KEYFILE AGENT_SECRET_KEYFILE N
  *   ingest_load decode N
+ *   ingest_load transport N
  *
  * Both first build N synthetic but realistic ProbeResults the way a probe
  * fills them (struct probe_result, certificates made in memory with
@@ -31,10 +32,20 @@
  *
  *   decode results=N passes=K elapsed_s=T decode_per_s=D mb_per_s=M
  *
+ * transport: the collector's receive path with the database left out,
+ * against raw ZeroMQ: the N frames go PUSH -> PULL over tcp://127.0.0.1,
+ * (a) with CURVE on both ends and every frame decoded with
+ * wire_agent_decode() as ingest does, (b) plain, only received.  The two
+ * alternate TRANSPORT_RUNS times; each prints a line and the last line
+ * has the median rates and their ratio:
+ *
+ *   transport curve_decode_per_s=A raw_per_s=B ratio=R runs=K
+ *
  * Exit status: 0, 1 when the collector rejected us or stopped answering
  * (STALL_MS without progress), 2 on bad usage or setup failure.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdint.h>
@@ -53,15 +64,16 @@
 #include "testcert.h"
 #include "wire.h"
 
-#define DOMAINS	      64	   /* distinct domains the results cycle over */
-#define INTERVAL_S    300	   /* round length the results pretend to use */
-#define N_MAX	      1000000	   /* results one run may ask for */
-#define HELLO_MS      10000	   /* wait for the Ack to our Hello */
-#define STALL_MS      30000	   /* no Ack progress for this long: give up */
-#define DECODE_MIN_NS 1000000000LL /* decode passes run at least 1 s */
-#define ZMQ_HB_IVL_MS 5000
-#define ZMQ_HB_TTL_MS 15000
-#define DAY	      86400L
+#define DOMAINS	       64      /* distinct domains the results cycle over */
+#define INTERVAL_S     300     /* round length the results pretend to use */
+#define N_MAX	       1000000 /* results one run may ask for */
+#define HELLO_MS       10000   /* wait for the Ack to our Hello */
+#define STALL_MS       30000   /* no Ack progress for this long: give up */
+#define DECODE_MIN_NS  1000000000LL /* decode passes run at least 1 s */
+#define TRANSPORT_RUNS 5	    /* A/B pairs of the transport bench */
+#define ZMQ_HB_IVL_MS  5000
+#define ZMQ_HB_TTL_MS  15000
+#define DAY	       86400L
 
 /* The certificates shared by every result: made once. */
 struct pki {
@@ -92,7 +104,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: ingest_load load ENDPOINT COLLECTOR_PUBLIC_KEYFILE "
 	    "AGENT_SECRET_KEYFILE N\n"
-	    "       ingest_load decode N\n");
+	    "       ingest_load decode N\n"
+	    "       ingest_load transport N\n");
 }
 
 static X509 *
@@ -439,6 +452,138 @@ s_decode_rate(const struct frames *f, int *passes, double *elapsed_s)
 	return (double)done / *elapsed_s;
 }
 
+/* ---- transport: PUSH -> PULL, with CURVE and decode or raw ---- */
+
+struct pusher {
+	const struct frames *f;
+	const char *endpoint;
+	zcert_t *client, *server; /* NULL: plain */
+	int rc;
+};
+
+static void *
+s_push_main(void *arg)
+{
+	struct pusher *p = arg;
+	zsock_t *push = zsock_new(ZMQ_PUSH);
+
+	p->rc = -1;
+	if (push == NULL)
+		return NULL;
+	zsock_set_sndhwm(push, 0);
+	if (p->client != NULL) {
+		zcert_apply(p->client, push);
+		zsock_set_curve_serverkey(push, zcert_public_txt(p->server));
+	}
+	if (zsock_connect(push, "%s", p->endpoint) == -1)
+		goto out;
+	for (size_t i = 0; i < p->f->n; i++)
+		if (zmq_send(zsock_resolve(push), p->f->buf[i], p->f->len[i],
+			0) == -1)
+			goto out;
+	p->rc = 0;
+out:
+	zsock_set_linger(push, 5000);
+	zsock_destroy(&push);
+	return NULL;
+}
+
+/* Frames per second through one PUSH -> PULL pair; 0 on failure. */
+static double
+s_transport_once(const struct frames *f, int curve)
+{
+	zsock_t *pull = zsock_new(ZMQ_PULL);
+	zcert_t *server = curve ? zcert_new() : NULL;
+	zcert_t *client = curve ? zcert_new() : NULL;
+	struct pusher p = {f, NULL, client, server, -1};
+	char endpoint[64];
+	unsigned char *buf = malloc(WIRE_MAX);
+	pthread_t th;
+	int64_t t0 = 0;
+	double rate = 0;
+	int port;
+
+	if (pull == NULL || buf == NULL || (curve && (!server || !client)))
+		goto out;
+	zsock_set_rcvhwm(pull, 0);
+	zsock_set_rcvtimeo(pull, STALL_MS);
+	if (curve) {
+		zcert_apply(server, pull);
+		zsock_set_curve_server(pull, 1);
+	}
+	if ((port = zsock_bind(pull, "tcp://127.0.0.1:*")) == -1)
+		goto out;
+	snprintf(endpoint, sizeof(endpoint), "tcp://127.0.0.1:%d", port);
+	p.endpoint = endpoint;
+	if (pthread_create(&th, NULL, s_push_main, &p) != 0)
+		goto out;
+	for (size_t i = 0; i < f->n; i++) {
+		int len = zmq_recv(zsock_resolve(pull), buf, WIRE_MAX, 0);
+
+		if (i == 0)
+			t0 = s_now_ns(); /* the connection and handshake are up
+					  */
+		if (len < 0 || (size_t)len > WIRE_MAX)
+			break;
+		if (curve) {
+			char err[160];
+			Mtastswatch__V1__AgentMessage *m = wire_agent_decode(
+			    buf, (size_t)len, err, sizeof(err));
+
+			if (m == NULL)
+				break;
+			wire_agent_free(&m);
+		}
+		if (i + 1 == f->n && f->n > 1)
+			rate = (double)(f->n - 1) /
+			       ((double)(s_now_ns() - t0) / 1e9);
+	}
+	pthread_join(th, NULL);
+	if (p.rc != 0)
+		rate = 0;
+out:
+	free(buf);
+	zsock_destroy(&pull);
+	zcert_destroy(&server);
+	zcert_destroy(&client);
+	return rate;
+}
+
+static int
+s_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+s_transport(const struct frames *f)
+{
+	double a[TRANSPORT_RUNS], b[TRANSPORT_RUNS], r[TRANSPORT_RUNS];
+
+	for (int k = 0; k < TRANSPORT_RUNS; k++) {
+		a[k] = s_transport_once(f, 1);
+		b[k] = s_transport_once(f, 0);
+		if (a[k] <= 0 || b[k] <= 0) {
+			fprintf(stderr, "ingest_load: transport run failed\n");
+			return 1;
+		}
+		r[k] = a[k] / b[k];
+		printf("transport run=%d curve_decode_per_s=%.1f "
+		       "raw_per_s=%.1f ratio=%.3f\n",
+		    k + 1, a[k], b[k], r[k]);
+	}
+	qsort(a, TRANSPORT_RUNS, sizeof(a[0]), s_cmp_double);
+	qsort(b, TRANSPORT_RUNS, sizeof(b[0]), s_cmp_double);
+	qsort(r, TRANSPORT_RUNS, sizeof(r[0]), s_cmp_double);
+	printf("transport curve_decode_per_s=%.1f raw_per_s=%.1f ratio=%.3f "
+	       "runs=%d\n",
+	    a[TRANSPORT_RUNS / 2], b[TRANSPORT_RUNS / 2], r[TRANSPORT_RUNS / 2],
+	    TRANSPORT_RUNS);
+	return 0;
+}
+
 struct ack {
 	int kind; /* 0 nothing, 1 Ack, 2 Reject */
 	uint64_t committed;
@@ -673,7 +818,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "load") == 0 && argc == 6)
 		nstr = argv[5];
-	else if (strcmp(argv[1], "decode") == 0 && argc == 3)
+	else if ((strcmp(argv[1], "decode") == 0 ||
+		     strcmp(argv[1], "transport") == 0) &&
+		 argc == 3)
 		nstr = argv[2];
 	else {
 		usage();
@@ -690,6 +837,8 @@ main(int argc, char **argv)
 		return 2;
 	if (strcmp(argv[1], "load") == 0) {
 		rc = s_load(argv[2], argv[3], argv[4], &f);
+	} else if (strcmp(argv[1], "transport") == 0) {
+		rc = s_transport(&f);
 	} else {
 		int passes = 0;
 		double el = 0, rate = s_decode_rate(&f, &passes, &el);

@@ -301,6 +301,17 @@ printf '%s\n' "ratio (every row): $X/$Z = $ratio_all"
 printf '%s\n' "wire_agent_decode alone: $D results/s (mean frame $B bytes)"
 printf '%s\n' "during ingest: collector CPU $CC s, its PostgreSQL backend CPU $BC s in $T s wall (medians)"
 
+# The receive path without the database, against raw ZeroMQ: PUSH -> PULL
+# over loopback with CURVE and decode, and plain (goal: at least 0.25).
+TN=${TRANSPORT_N:-50000}
+"$LOAD" transport "$TN" >"$work/transport.txt" ||
+	die "ingest_load transport failed"
+tline=$(tail -1 "$work/transport.txt")
+TA=$(field curve_decode_per_s "$tline")
+TB=$(field raw_per_s "$tline")
+TR=$(field ratio "$tline")
+printf '%s\n' "ZeroMQ CURVE + decode, no database: $TA frames/s; raw PUSH/PULL of the same bytes: $TB frames/s; ratio $TR (median of 5 alternating pairs, $TN frames)"
+
 cat >"$OUT" <<EOF
 {
   "machine": {"cpus": $(nproc), "kernel": "$(uname -r)",
@@ -329,6 +340,10 @@ cat >"$OUT" <<EOF
   "decode": {
     "results_per_s": $D, "mean_frame_bytes": $B,
     "runs_results_per_s": [$(list decode_per_s "$work/ingest.txt")]
+  },
+  "transport": {
+    "frames": $TN, "curve_decode_per_s": $TA, "raw_per_s": $TB,
+    "ratio": $TR
   },
   "wall_s": $(($(date +%s) - t_start))
 }
