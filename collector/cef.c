@@ -7,6 +7,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "wire.h"
+
 #ifndef MTASTS_VERSION
 #define MTASTS_VERSION "0.1"
 #endif
@@ -61,44 +63,6 @@ s_finish(struct out *o)
 	return o->n > INT_MAX ? -1 : (int)o->n;
 }
 
-/*
- * Length of the valid UTF-8 character at p (at most avail bytes), or 0
- * when the bytes are not one: overlong forms, surrogates and code points
- * past U+10FFFF are refused, as RFC 3629 asks.
- */
-static size_t
-s_utf8_char(const unsigned char *p, size_t avail)
-{
-	size_t n, i;
-	unsigned cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-		n = 2;
-		cp = p[0] & 0x1f;
-	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		n = 3;
-		cp = p[0] & 0x0f;
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (avail < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
-}
-
 enum esc {
 	ESC_HEADER, /* CEF header field: | and \ */
 	ESC_EXT,    /* CEF extension value: = \ and line breaks */
@@ -121,7 +85,7 @@ s_put_esc(struct out *o, const char *s, enum esc mode)
 	while (used < len) {
 		unsigned char c = p[used];
 
-		cl = s_utf8_char(p + used, len - used);
+		cl = wire_utf8_seq(p + used, len - used, NULL);
 		if (used + (cl ? cl : 1) > CEF_TEXT_MAX)
 			break;
 		if (cl == 0) {

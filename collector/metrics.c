@@ -10,6 +10,7 @@
 
 #include "errbuf.h"
 #include "strbuf.h"
+#include "wire.h"
 
 /*
  * Every family, its labels and meaning are in docs/metrics.md; the names
@@ -154,46 +155,6 @@ static const char q_domains[] =
 /* ---- the exposition: a strbuf capped at METRICS_MAX_BYTES ---- */
 
 /*
- * Length of the well-formed UTF-8 sequence at s (n bytes available), or 0
- * when it is not one (overlong forms, surrogates and values past U+10FFFF
- * included): label values must be valid UTF-8.
- */
-static size_t
-s_utf8_len(const unsigned char *s, size_t n)
-{
-	uint32_t cp, min;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-		min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = s[0] & 0x0f;
-		min = 0x800;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/*
  * A label value or HELP text, escaped: backslash, newline and (in label
  * values) the double quote; bytes that are not UTF-8 become U+FFFD.
  */
@@ -221,7 +182,7 @@ s_escaped(struct strbuf *b, const char *s, int quote)
 		} else if (u[i] == '\n') {
 			strbuf_add(b, "\\n");
 			i++;
-		} else if ((len = s_utf8_len(u + i, n - i)) == 0) {
+		} else if ((len = wire_utf8_seq(u + i, n - i, NULL)) == 0) {
 			strbuf_add(b, "\xef\xbf\xbd");
 			i++;
 		} else {

@@ -9,6 +9,7 @@
 
 #include "errbuf.h"
 #include "strbuf.h"
+#include "wire.h"
 
 /*
  * The document is plain SVG 1.1: no script, no style sheet, no link, no
@@ -176,47 +177,6 @@ static const char q_findings[] =
  * database goes through s_xml. */
 
 /*
- * The code point of the well-formed UTF-8 sequence at s (n bytes
- * available) in *cp, and its length; 0 when it is not one.
- */
-static size_t
-s_utf8(const unsigned char *s, size_t n, uint32_t *cp)
-{
-	uint32_t min;
-	size_t len;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	}
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		*cp = s[0] & 0x1f;
-		min = 0x80;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		*cp = s[0] & 0x0f;
-		min = 0x800;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		*cp = s[0] & 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		*cp = *cp << 6 | (s[i] & 0x3f);
-	}
-	if (*cp < min || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/*
  * s as XML character data or attribute value, at most max characters
  * (then an ellipsis): the five markup characters as entities, and what
  * XML 1.0 forbids (control characters, U+FFFE, U+FFFF, bytes that are not
@@ -230,7 +190,7 @@ s_xml(struct strbuf *b, const char *s, size_t max)
 
 	while (i < n) {
 		uint32_t cp = 0;
-		size_t len = s_utf8(u + i, n - i, &cp);
+		size_t len = wire_utf8_seq(u + i, n - i, &cp);
 
 		if (chars++ == max) {
 			strbuf_add(b, "\xe2\x80\xa6");

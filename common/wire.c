@@ -20,15 +20,20 @@
 /* Nesting of wire.proto is three deep; anything deeper is a schema bug. */
 #define WIRE_DEPTH_MAX 8
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t
-s_utf8_seq(const unsigned char *s, size_t n)
+size_t
+wire_utf8_seq(const void *p, size_t n, uint32_t *cp_out)
 {
+	const unsigned char *s = p;
 	size_t need;
-	unsigned int cp;
+	uint32_t cp;
 
-	if (s[0] < 0x80)
-		return 1;
+	if (n == 0)
+		return 0;
+	if (s[0] < 0x80) {
+		need = 1;
+		cp = s[0];
+		goto out;
+	}
 	if ((s[0] & 0xe0) == 0xc0) {
 		need = 2;
 		cp = s[0] & 0x1f;
@@ -52,6 +57,9 @@ s_utf8_seq(const unsigned char *s, size_t n)
 	    (need == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
+out:
+	if (cp_out != NULL)
+		*cp_out = cp;
 	return need;
 }
 
@@ -61,7 +69,7 @@ wire_utf8_valid(const char *s, size_t len)
 	const unsigned char *u = (const unsigned char *)s;
 
 	for (size_t i = 0; i < len;) {
-		size_t l = s_utf8_seq(u + i, len - i);
+		size_t l = wire_utf8_seq(u + i, len - i, NULL);
 		if (l == 0)
 			return 0;
 		i += l;
@@ -80,7 +88,7 @@ wire_utf8_clean(const char *s, size_t len)
 	if (len > (SIZE_MAX - 1) / 3 || (out = malloc(len * 3 + 1)) == NULL)
 		return NULL;
 	for (size_t i = 0; i < len;) {
-		size_t l = u[i] == 0 ? 0 : s_utf8_seq(u + i, len - i);
+		size_t l = u[i] == 0 ? 0 : wire_utf8_seq(u + i, len - i, NULL);
 		if (l == 0) {
 			memcpy(out + o, "\xef\xbf\xbd", 3);
 			o += 3;

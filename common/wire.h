@@ -98,6 +98,13 @@ int wire_pack(const ProtobufCMessage *m, unsigned char **buf, size_t *len);
  */
 int wire_host_valid(const char *name);
 
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most n bytes), its
+ * code point in *cp when cp is not NULL; 0 when there is none (RFC 3629:
+ * overlong forms, surrogates and code points past U+10FFFF refused).
+ */
+size_t wire_utf8_seq(const void *s, size_t n, uint32_t *cp);
+
 /* 1 when s[0..len) is valid UTF-8 (no overlong forms, no surrogates). */
 int wire_utf8_valid(const char *s, size_t len);
 
