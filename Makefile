@@ -50,7 +50,7 @@ FUZZ_SEED  ?= 1
 FUZZ_RUNS  ?= 50000
 FUZZ_SECS  ?= 60
 # Agent modules with pure decoders that fuzz targets need (no event loop).
-FUZZ_AGENT := agent/spool.c
+FUZZ_AGENT := agent/spool.c agent/http_resp.c
 FMT_FILES  := $(wildcard common/*.[ch] agent/*.[ch] collector/*.[ch] \
 	      tests/unit/*.[ch] tests/fuzz/*.c)
 

@@ -29,7 +29,7 @@ struct engine {
 	struct ub_ctx *ub;
 	CURLM *curlm;
 	struct event *curl_timer;
-	SSL_CTX *ssl_ctx;	/* for our own handshakes (SMTP STARTTLS) */
+	SSL_CTX *ssl_ctx;	/* for our handshakes: STARTTLS, policy */
 	X509_STORE *store;	/* trust anchors for our own verification */
 	struct cert_pool *pool; /* intermediates seen in validated chains */
 	char helo_name[256];
@@ -57,8 +57,8 @@ void engine_free(struct engine **engine);
 /*
  * Applies our permissive TLS settings (TLS 1.0 and up, every cipher,
  * security level 0, OCSP stapling asked for) to a context: ours, or the
- * one curl builds for the policy fetch, so every probe offers the same
- * handshake.  0, or -1 when OpenSSL refuses them.
+ * one curl builds for an https:// OCSP or AIA URL, so every connection
+ * offers the same handshake.  0, or -1 when OpenSSL refuses them.
  */
 int engine_ssl_ctx_relax(SSL_CTX *ctx);
 

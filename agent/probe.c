@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 
 #include "dns_query.h"
-#include "http_fetch.h"
+#include "https_get.h"
 #include "log.h"
 #include "mx_match.h"
 #include "smtp_starttls.h"
@@ -60,7 +60,7 @@ struct probe {
 	struct dns_query *q_mx;
 	int mx_known; /* the MX lookup ended */
 	struct host_ops policy_ops;
-	struct http_fetch *fetch;
+	struct https_get *fetch;
 	struct host_ops mx_ops[PROBE_MX_MAX];
 };
 
@@ -395,25 +395,8 @@ s_start_eval(struct probe *p, struct host_ops *ops, struct host_result *h,
 	}
 }
 
-static int
-s_is_tls_error(CURLcode c)
-{
-	switch (c) {
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_SHUTDOWN_FAILED:
-	case CURLE_USE_SSL_FAILED:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
 static void
-s_on_policy(struct http_fetch_result *res, void *arg)
+s_on_policy(struct https_get_result *res, void *arg)
 {
 	struct probe *p = arg;
 	struct probe_result *r = p->res;
@@ -426,9 +409,9 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		r->content_type = res->content_type;
 		res->content_type = NULL;
 	}
-	if (res->tls_done) {
-		s_take_tls_facts(h, res->ip, 1, res->tls_version, res->cipher,
-		    res->handshake_ms, &res->chain);
+	if (res->tls.ok) {
+		s_take_tls_facts(h, res->ip, 1, res->tls.version,
+		    res->tls.cipher, res->tls.handshake_ms, &res->tls.chain);
 	} else {
 		snprintf(h->ip, sizeof(h->ip), "%s", res->ip);
 		snprintf(h->error, sizeof(h->error), "%s", res->error);
@@ -441,9 +424,9 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		    r->policy_raw, r->policy_raw_len, r->policy_sha256);
 	}
 
-	if (res->curl_code != CURLE_OK && res->status == 0) {
-		if (s_is_tls_error(res->curl_code) ||
-		    (!res->tls_done && res->curl_code == CURLE_RECV_ERROR)) {
+	if (res->kind != HTTPS_OK && res->status == 0) {
+		/* A timeout is not a TLS failure, even in the handshake. */
+		if (res->kind == HTTPS_TLS) {
 			(void)finding_add(&r->findings, F_TLS_HANDSHAKE_FAILED,
 			    ROLE_POLICY_HOST, h->host,
 			    "no TLS session with %s (%s): %s", h->host,
@@ -470,7 +453,7 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 		    res->status == 404 ? "not found: the host serves no policy"
 		    : res->status >= 500 ? "server error"
 					 : "not 200 OK");
-	} else if (res->curl_code != CURLE_OK) {
+	} else if (res->kind != HTTPS_OK) {
 		/* 200, then the body broke off: a sender has no policy. */
 		(void)finding_add(&r->findings, F_POLICY_FETCH_FAILED,
 		    ROLE_POLICY_HOST, h->host, "%s: body incomplete: %s", url,
@@ -483,42 +466,31 @@ s_on_policy(struct http_fetch_result *res, void *arg)
 	} else {
 		s_policy_findings(p);
 	}
-	if (res->tls_done)
+	if (res->tls.ok)
 		s_start_eval(p, &p->policy_ops, h, ROLE_POLICY_HOST,
-		    res->ocsp_staple, res->ocsp_staple_len);
+		    res->tls.ocsp_staple, res->tls.ocsp_staple_len);
 	s_done_one(p);
 }
 
 static void
 s_start_policy_fetch(struct probe *p)
 {
-	struct probe_result *r = p->res;
-	struct host_result *h = &r->policy_host;
-	struct http_fetch_req req;
-	char *resolve = NULL;
-	size_t len = 0;
-	FILE *fp;
+	struct host_result *h = &p->res->policy_host;
+	struct https_get_req req;
 
-	if ((fp = open_memstream(&resolve, &len)) == NULL)
-		return;
-	fprintf(fp, "%s:%d:", h->host, p->engine->cfg.https_port);
-	for (size_t i = 0; i < h->n_addrs; i++)
-		fprintf(fp, strchr(h->addrs[i], ':') ? "%s[%s]" : "%s%s",
-		    i ? "," : "", h->addrs[i]);
-	if (fclose(fp) != 0) {
-		free(resolve);
-		return;
-	}
 	memset(&req, 0, sizeof(req));
-	req.url = r->policy_url;
-	req.resolve = resolve;
+	req.host = h->host;
+	req.port = p->engine->cfg.https_port;
+	req.path = POLICY_PATH;
+	req.addrs = h->addrs;
+	req.n_addrs = h->n_addrs;
 	req.max_body = POLICY_BODY_MAX;
+	req.connect_timeout_ms = p->engine->connect_timeout_ms;
+	req.io_timeout_ms = p->engine->io_timeout_ms;
+	/* Time for a connect, then for a read. */
 	req.timeout_ms =
 	    p->engine->connect_timeout_ms + p->engine->io_timeout_ms;
-	req.connect_timeout_ms = p->engine->connect_timeout_ms;
-	req.https_only = 1;
-	p->fetch = http_fetch_start(p->engine, &req, s_on_policy, p);
-	free(resolve);
+	p->fetch = https_get_start(p->engine, &req, s_on_policy, p);
 	if (p->fetch != NULL)
 		p->pending++;
 }
@@ -847,7 +819,7 @@ s_free_probe(struct probe *p)
 	dns_query_cancel(&p->policy_ops.qa);
 	dns_query_cancel(&p->policy_ops.qaaaa);
 	cert_eval_cancel(&p->policy_ops.eval);
-	http_fetch_cancel(&p->fetch);
+	https_get_cancel(&p->fetch);
 	for (size_t i = 0; i < PROBE_MX_MAX; i++) {
 		struct host_ops *o = &p->mx_ops[i];
 		dns_query_cancel(&o->qa);

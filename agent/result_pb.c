@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "abnf.h"
 #include "finding.h"
 #include "policy_parse.h"
 #include "wire.h"
@@ -224,18 +225,6 @@ s_host(struct encoder *e, const struct host_result *h)
 	return o;
 }
 
-static int
-s_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The policy digest (64 hex digits) as 32 bytes; empty when there is none. */
 static void
 s_digest(struct arena *a, const char *hex, ProtobufCBinaryData *out)
@@ -249,7 +238,8 @@ s_digest(struct arena *a, const char *hex, ProtobufCBinaryData *out)
 	if ((d = s_alloc(a, WIRE_SHA256_LEN, 1)) == NULL)
 		return;
 	for (size_t i = 0; i < WIRE_SHA256_LEN; i++) {
-		int hi = s_hexval(hex[2 * i]), lo = s_hexval(hex[2 * i + 1]);
+		int hi = abnf_hex_value((unsigned char)hex[2 * i]),
+		    lo = abnf_hex_value((unsigned char)hex[2 * i + 1]);
 		if (hi == -1 || lo == -1)
 			return;
 		d[i] = (unsigned char)(hi << 4 | lo);

@@ -14,6 +14,7 @@ struct tls_conn {
 	struct event *ev;
 	long long started_ms;
 	long long deadline_ms;
+	int keep_session;
 	tls_conn_cb cb;
 	void *arg;
 	struct tls_result res;
@@ -25,6 +26,7 @@ tls_result_clear(struct tls_result *r)
 	if (r->chain != NULL)
 		sk_X509_pop_free(r->chain, X509_free);
 	free(r->ocsp_staple);
+	SSL_free(r->ssl);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -106,6 +108,7 @@ s_step(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	if (what & EV_TIMEOUT) {
+		c->res.timed_out = 1;
 		snprintf(c->res.error, sizeof(c->res.error),
 		    "TLS handshake timed out");
 		s_capture(c);
@@ -117,6 +120,10 @@ s_step(evutil_socket_t fd, short what, void *arg)
 	if (rc == 1) {
 		c->res.ok = 1;
 		s_capture(c);
+		if (c->keep_session) {
+			c->res.ssl = c->ssl;
+			c->ssl = NULL;
+		}
 		s_finish(c);
 		return;
 	}
@@ -145,15 +152,16 @@ s_step(evutil_socket_t fd, short what, void *arg)
 	s_finish(c);
 }
 
-struct tls_conn *
-tls_conn_start(struct engine *engine, int fd, const char *sni, int timeout_ms,
-    tls_conn_cb cb, void *arg)
+static struct tls_conn *
+s_start(struct engine *engine, int fd, const char *sni, int timeout_ms,
+    int keep_session, tls_conn_cb cb, void *arg)
 {
 	struct tls_conn *c;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	c->engine = engine;
+	c->keep_session = keep_session;
 	c->cb = cb;
 	c->arg = arg;
 	c->started_ms = engine_now_ms();
@@ -171,6 +179,20 @@ tls_conn_start(struct engine *engine, int fd, const char *sni, int timeout_ms,
 fail:
 	s_conn_free(c);
 	return NULL;
+}
+
+struct tls_conn *
+tls_conn_start(struct engine *engine, int fd, const char *sni, int timeout_ms,
+    tls_conn_cb cb, void *arg)
+{
+	return s_start(engine, fd, sni, timeout_ms, 0, cb, arg);
+}
+
+struct tls_conn *
+tls_conn_start_session(struct engine *engine, int fd, const char *sni,
+    int timeout_ms, tls_conn_cb cb, void *arg)
+{
+	return s_start(engine, fd, sni, timeout_ms, 1, cb, arg);
 }
 
 void

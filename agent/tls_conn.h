@@ -10,6 +10,7 @@
 
 struct tls_result {
 	int ok;		  /* the handshake completed */
+	int timed_out;	  /* it did not, for want of time */
 	char error[256];  /* why it did not */
 	int version_num;  /* TLS1_2_VERSION etc., 0 when unknown */
 	char version[16]; /* "TLSv1.3" */
@@ -18,6 +19,9 @@ struct tls_result {
 	STACK_OF(X509) * chain;	    /* owned: the chain as the server sent it */
 	unsigned char *ocsp_staple; /* owned DER, or NULL */
 	size_t ocsp_staple_len;
+	/* owned: the live session, only from tls_conn_start_session() and
+	 * only when ok; its socket stays the caller's. */
+	SSL *ssl;
 };
 
 /* Releases what a result owns and zeroes it. */
@@ -39,6 +43,12 @@ struct tls_conn;
  */
 struct tls_conn *tls_conn_start(struct engine *engine, int fd, const char *sni,
     int timeout_ms, tls_conn_cb cb, void *arg);
+/*
+ * As tls_conn_start(), but a completed handshake hands its session over in
+ * r->ssl so that the caller can speak over it (HTTPS).
+ */
+struct tls_conn *tls_conn_start_session(struct engine *engine, int fd,
+    const char *sni, int timeout_ms, tls_conn_cb cb, void *arg);
 /* Abandons a handshake; its callback is not called.  NULLs *conn. */
 void tls_conn_cancel(struct tls_conn **conn);
 

@@ -35,6 +35,19 @@ abnf_is_hex(unsigned char c)
 	       (c >= 'A' && c <= 'F');
 }
 
+/* The value of a HEXDIG (either case), or -1. */
+static inline int
+abnf_hex_value(unsigned char c)
+{
+	if (abnf_is_digit(c))
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* The position of the first byte at or after pos that is not WSP. */
 static inline size_t
 abnf_skip_wsp(const char *s, size_t len, size_t pos)
