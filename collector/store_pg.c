@@ -75,15 +75,16 @@ static const struct stmt stmts[] = {
 		  "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING seq"},
     /*
      * The fast path's: the seqs of a batch above the watermark, and an id
-     * for each new one.  After agent_lock, the watermark cannot move.
+     * for each new one.  After agent_lock, the watermark cannot move.  The
+     * sequence's name is looked up once (an InitPlan), not per row.
      */
     {"seq_claim_many",
 	"WITH c AS (INSERT INTO result_seqs (agent_id, seq, received_at) "
 	"SELECT $1::bigint, q, $3::timestamptz FROM unnest($2::bigint[]) "
 	"AS q WHERE q > (SELECT last_committed_seq FROM agents "
 	"WHERE id = $1::bigint) ON CONFLICT DO NOTHING RETURNING seq) "
-	"SELECT seq, nextval(pg_get_serial_sequence('results', 'id')) "
-	"FROM c"},
+	"SELECT seq, nextval((SELECT pg_get_serial_sequence('results', "
+	"'id'))::regclass) FROM c"},
     {"result_insert",
 	"INSERT INTO results (agent_id, seq, domain, round, started_at, "
 	"duration_ms, completed, resolver, vantage, received_at, "
@@ -150,7 +151,20 @@ struct params {
 	int fmt[PARAMS_MAX];
 	char num[PARAMS_MAX][40];
 	char *owned[PARAMS_MAX];
+	/*
+	 * What each value was before it became text, for binary COPY
+	 * (d_bin_row): its kind (K_*), the number (an integer, or a time in
+	 * microseconds since 2000-01-01 UTC), an array's elements (borrowed).
+	 */
+	char kind[PARAMS_MAX];
+	int64_t iv[PARAMS_MAX];
+	char *const *atext[PARAMS_MAX];
+	const ProtobufCBinaryData *abin[PARAMS_MAX];
+	size_t an[PARAMS_MAX];
 };
+
+/* params.kind: the SQL NULL is kind 0. */
+enum { K_NULL = 0, K_TEXT, K_INT, K_BOOL, K_BYTES, K_TIME, K_ARRAY };
 
 static void
 p_free(struct params *p)
@@ -172,6 +186,7 @@ p_slot(struct params *p)
 	p->len[p->n] = 0;
 	p->fmt[p->n] = 0;
 	p->owned[p->n] = NULL;
+	p->kind[p->n] = K_NULL;
 	return p->n++;
 }
 
@@ -186,8 +201,10 @@ p_text(struct params *p, const char *v)
 {
 	int i = p_slot(p);
 
-	if (i != -1)
+	if (i != -1) {
 		p->val[i] = v != NULL ? v : "";
+		p->kind[i] = K_TEXT;
+	}
 }
 
 /* An optional string: the empty string agents send for "none" is NULL. */
@@ -196,8 +213,10 @@ p_opt(struct params *p, const char *v)
 {
 	int i = p_slot(p);
 
-	if (i != -1 && v != NULL && v[0] != '\0')
+	if (i != -1 && v != NULL && v[0] != '\0') {
 		p->val[i] = v;
+		p->kind[i] = K_TEXT;
+	}
 }
 
 /* Decimal, without snprintf: a batch formats tens of thousands. */
@@ -221,12 +240,18 @@ p_i64(struct params *p, int64_t v)
 		p->num[i][o++] = tmp[--n];
 	p->num[i][o] = '\0';
 	p->val[i] = p->num[i];
+	p->kind[i] = K_INT;
+	p->iv[i] = v;
 }
 
 static void
 p_bool(struct params *p, int v)
 {
 	p_text(p, v ? "t" : "f");
+	if (p->n > 0 && !p->overflow) {
+		p->kind[p->n - 1] = K_BOOL;
+		p->iv[p->n - 1] = v != 0;
+	}
 }
 
 /* bytea; with opt, zero bytes are NULL rather than an empty bytea. */
@@ -244,6 +269,7 @@ p_bytes(struct params *p, const void *v, size_t len, int opt)
 	p->val[i] = len > 0 ? v : "";
 	p->len[i] = (int)len;
 	p->fmt[i] = 1;
+	p->kind[i] = K_BYTES;
 }
 
 /*
@@ -274,6 +300,9 @@ p_time(struct params *p, time_t sec, long usec)
 	}
 	memcpy(p->num[i], last, sizeof(last));
 	p->val[i] = p->num[i];
+	p->kind[i] = K_TIME;
+	/* PostgreSQL's epoch is 2000-01-01 00:00:00 UTC. */
+	p->iv[i] = ((int64_t)sec - INT64_C(946684800)) * 1000000 + usec;
 }
 
 /*
@@ -302,6 +331,10 @@ p_array(struct params *p, char *const *text, const ProtobufCBinaryData *bin,
 		return;
 	}
 	p->owned[i] = buf;
+	p->kind[i] = K_ARRAY;
+	p->atext[i] = text;
+	p->abin[i] = bin;
+	p->an[i] = n;
 	buf[o++] = '{';
 	for (size_t k = 0; k < n; k++) {
 		if (k > 0)
@@ -1384,67 +1417,149 @@ d_put(struct dbuf *b, const char *v, size_t n)
 	b->d[b->len] = '\0';
 }
 
-/*
- * Appends p's values as one line of COPY text: tab-separated, \N for
- * NULL, backslash, newline, carriage return and tab escaped; bytea as
- * "\\x" and hex, which COPY turns into the "\x..." a text parameter would
- * have been.
- */
 static void
-d_copy_row(struct dbuf *b, const struct params *p)
+d_be(struct dbuf *b, uint64_t v, int bytes)
 {
-	static const char hex[] = "0123456789abcdef";
+	char o[8];
 
-	for (int i = 0; i < p->n; i++) {
-		const char *v = p->val[i];
-		size_t len, plain;
-		char *o;
-
-		if (i > 0)
-			d_put(b, "\t", 1);
-		if (v == NULL) {
-			d_put(b, "\\N", 2);
-			continue;
-		}
-		if (p->fmt[i]) {
-			const unsigned char *u = (const unsigned char *)v;
-
-			len = (size_t)p->len[i];
-			if (d_room(b, 2 * len + 3) == -1)
-				return;
-			o = b->d + b->len;
-			memcpy(o, "\\\\x", 3);
-			o += 3;
-			for (size_t k = 0; k < len; k++) {
-				*o++ = hex[u[k] >> 4];
-				*o++ = hex[u[k] & 15];
-			}
-			b->len = (size_t)(o - b->d);
-			continue;
-		}
-		/* Most values have nothing to escape: copied whole. */
-		len = strlen(v);
-		plain = strcspn(v, "\\\n\r\t");
-		if (d_room(b, plain + 2 * (len - plain)) == -1)
-			return;
-		o = b->d + b->len;
-		memcpy(o, v, plain);
-		o += plain;
-		for (size_t k = plain; k < len; k++) {
-			char c = v[k];
-
-			if (c == '\\' || c == '\n' || c == '\r' || c == '\t') {
-				*o++ = '\\';
-				c = c == '\n'	? 'n'
-				    : c == '\r' ? 'r'
-				    : c == '\t' ? 't'
-						: c;
-			}
-			*o++ = c;
-		}
-		b->len = (size_t)(o - b->d);
+	for (int k = bytes - 1; k >= 0; k--) {
+		o[k] = (char)(v & 0xff);
+		v >>= 8;
 	}
-	d_put(b, "\n", 1);
+	d_put(b, o, (size_t)bytes);
+}
+
+/* A value's length word, refusing what a 32-bit length cannot say. */
+static int
+d_len(struct dbuf *b, size_t len)
+{
+	if (len > INT32_MAX)
+		return -1;
+	d_be(b, len, 4);
+	return 0;
+}
+
+/* One array in the binary form array_recv reads; 0 or -1. */
+static int
+d_bin_array(struct dbuf *b, const struct params *p, int i, int text)
+{
+	/* pg_type OIDs of text and bytea, fixed since PostgreSQL 7. */
+	const uint32_t oid = text ? 25 : 17;
+	size_t n = p->an[i], body = n > 0 ? 20 : 12;
+
+	/* protobuf-c leaves an empty repeated field's array NULL. */
+	if (n > INT32_MAX ||
+	    (n > 0 && (text ? p->atext[i] == NULL : p->abin[i] == NULL)))
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		size_t el = p->atext[i] != NULL
+				? (p->atext[i][k] ? strlen(p->atext[i][k]) : 0)
+				: p->abin[i][k].len;
+		if (el > INT32_MAX || body > INT32_MAX - 4 - el)
+			return -1;
+		body += 4 + el;
+	}
+	d_be(b, body, 4);
+	d_be(b, n > 0 ? 1 : 0, 4); /* dimensions */
+	d_be(b, 0, 4);		   /* no NULL elements */
+	d_be(b, oid, 4);
+	if (n > 0) {
+		d_be(b, n, 4); /* size */
+		d_be(b, 1, 4); /* lower bound */
+	}
+	for (size_t k = 0; k < n; k++) {
+		if (p->atext[i] != NULL) {
+			const char *t = p->atext[i][k] ? p->atext[i][k] : "";
+			size_t el = strlen(t);
+
+			d_be(b, el, 4);
+			d_put(b, t, el);
+		} else {
+			d_be(b, p->abin[i][k].len, 4);
+			d_put(b, (const char *)p->abin[i][k].data,
+			    p->abin[i][k].len);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Appends p's values as one tuple of binary COPY.  types has a letter per
+ * column, the column's exact type, since binary input is not converted:
+ * q bigint, i integer, h smallint, b boolean, t text, x bytea,
+ * T timestamptz, a text[], A bytea[].  -1 when a value does not fit its
+ * column (a bug, or a number out of range).
+ */
+static int
+d_bin_row(struct dbuf *b, const struct params *p, const char *types)
+{
+	if ((int)strlen(types) != p->n)
+		return -1;
+	d_be(b, (uint64_t)p->n, 2);
+	for (int i = 0; i < p->n; i++) {
+		int64_t v = p->iv[i];
+		char k = p->kind[i];
+		char t = types[i];
+
+		if (k == K_NULL) {
+			d_be(b, UINT32_MAX, 4); /* -1: NULL */
+			continue;
+		}
+		switch (t) {
+		case 'q':
+			if (k != K_INT)
+				return -1;
+			d_be(b, 8, 4);
+			d_be(b, (uint64_t)v, 8);
+			break;
+		case 'i':
+			if (k != K_INT || v < INT32_MIN || v > INT32_MAX)
+				return -1;
+			d_be(b, 4, 4);
+			d_be(b, (uint64_t)v, 4);
+			break;
+		case 'h':
+			if (k != K_INT || v < INT16_MIN || v > INT16_MAX)
+				return -1;
+			d_be(b, 2, 4);
+			d_be(b, (uint64_t)v, 2);
+			break;
+		case 'b':
+			if (k != K_BOOL)
+				return -1;
+			d_be(b, 1, 4);
+			d_put(b, v ? "\1" : "\0", 1);
+			break;
+		case 'T':
+			if (k != K_TIME)
+				return -1;
+			d_be(b, 8, 4);
+			d_be(b, (uint64_t)v, 8);
+			break;
+		case 't':
+		case 'x': {
+			size_t len = k == K_BYTES ? (size_t)p->len[i]
+						  : strlen(p->val[i]);
+
+			if ((k != K_TEXT || t != 't') &&
+			    (k != K_BYTES || t != 'x'))
+				return -1;
+			if (d_len(b, len) == -1)
+				return -1;
+			d_put(b, p->val[i], len);
+			break;
+		}
+		case 'a':
+		case 'A':
+			if (k != K_ARRAY ||
+			    d_bin_array(b, p, i, t == 'a') == -1)
+				return -1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -1868,32 +1983,73 @@ enum { T_RESULTS, T_DNS, T_POLICY, T_HOST, T_CHAIN, T_FINDINGS, T_COUNT };
 static const char *const copy_table[T_COUNT] = {"results", "dns_observations",
     "policy_observations", "host_observations", "chain_certs", "findings"};
 
-/* All of them as one query: the server asks for each table's rows in turn. */
-static const char copy_sql[] =
-    "COPY results (id, agent_id, seq, domain, round, started_at, "
-    "duration_ms, completed, resolver, vantage, received_at, error_count, "
-    "warning_count, info_count) FROM STDIN; "
-    "COPY dns_observations (result_id, received_at, sts_present, "
-    "sts_records, sts_id, sts_valid, tlsrpt_present, tlsrpt_records, "
-    "tlsrpt_rua, tlsrpt_valid) FROM STDIN; "
-    "COPY policy_observations (result_id, received_at, url, http_status, "
-    "content_type, sha256, mode, mx, max_age, valid, raw) FROM STDIN; "
-    "COPY host_observations (result_id, received_at, role, position, host, "
-    "preference, starttls, policy_match, addresses, ip, tls_ok, "
-    "tls_version, cipher, verified, handshake_ms, ocsp, error) FROM STDIN; "
-    "COPY chain_certs (result_id, received_at, role, host_position, host, "
-    "position, cert_sha256) FROM STDIN; "
-    "COPY findings (result_id, received_at, position, code, severity, "
-    "subject, detail, rfc8460) FROM STDIN";
+/*
+ * Each table's columns, in the order the p_*_row functions give them, and
+ * their types for d_bin_row.
+ */
+static const char *const copy_cols[T_COUNT] = {
+    "id, agent_id, seq, domain, round, started_at, duration_ms, completed, "
+    "resolver, vantage, received_at, error_count, warning_count, info_count",
+    "result_id, received_at, sts_present, sts_records, sts_id, sts_valid, "
+    "tlsrpt_present, tlsrpt_records, tlsrpt_rua, tlsrpt_valid",
+    "result_id, received_at, url, http_status, content_type, sha256, mode, "
+    "mx, max_age, valid, raw",
+    "result_id, received_at, role, position, host, preference, starttls, "
+    "policy_match, addresses, ip, tls_ok, tls_version, cipher, verified, "
+    "handshake_ms, ocsp, error",
+    "result_id, received_at, role, host_position, host, position, "
+    "cert_sha256",
+    "result_id, received_at, position, code, severity, subject, detail, "
+    "rfc8460"};
+static const char *const copy_types[T_COUNT] = {"qqqtqTqbttTiii", "qTbAtbbAab",
+    "qTtqtxtaqbx", "qTtitqbhatbttbqtt", "qTtitix", "qTittttt"};
+
+/* Binary COPY's header: signature, flags, no header extension. */
+static const char copy_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+
+/*
+ * All of them as one query: the server asks for each table's rows in turn.
+ * Binary, so that the server does not parse text (every row carries a
+ * timestamp); straight into the day's partition (pattern in
+ * mtastswatch_ensure_partitions), so that it does not route every row.
+ * Each row of a batch has the same received_at: one partition.  A missing
+ * partition fails the COPY and the batch goes the slow way, through the
+ * parent, as before.  Calls malloc: the caller frees.
+ */
+static char *
+s_copy_sql(const struct timespec *t)
+{
+	struct dbuf q = {0};
+	char day[16];
+	struct tm tm;
+	time_t sec = t->tv_sec;
+
+	if (gmtime_r(&sec, &tm) == NULL ||
+	    strftime(day, sizeof(day), "_p%Y%m%d", &tm) == 0)
+		return NULL;
+	for (int k = 0; k < T_COUNT; k++) {
+		d_put(&q, "COPY ", 5);
+		d_put(&q, copy_table[k], strlen(copy_table[k]));
+		d_put(&q, day, strlen(day));
+		d_put(&q, " (", 2);
+		d_put(&q, copy_cols[k], strlen(copy_cols[k]));
+		d_put(&q, ") FROM STDIN (FORMAT binary); ", 30);
+	}
+	if (q.oom) {
+		free(q.d);
+		return NULL;
+	}
+	return q.d;
+}
 
 /* Appends p's row unless a value was bad; frees p.  0 or -1. */
 static int
-d_row(struct dbuf *b, struct params *p)
+d_row(struct dbuf *b, struct params *p, int tab)
 {
 	int bad = p->overflow;
 
 	if (!bad)
-		d_copy_row(b, p);
+		bad = d_bin_row(b, p, copy_types[tab]);
 	p_free(p);
 	return bad ? -1 : 0;
 }
@@ -1913,20 +2069,20 @@ s_fast_rows(
 	case T_RESULTS:
 		p_i64(&p, id);
 		p_result_row(&p, f->agent_id, r, t);
-		bad = d_row(b, &p);
+		bad = d_row(b, &p, tab);
 		break;
 	case T_DNS:
 		if (p_dns_row(&p, id, t, r))
-			bad = d_row(b, &p);
+			bad = d_row(b, &p, tab);
 		break;
 	case T_POLICY:
 		if (p_policy_row(&p, id, t, r->policy))
-			bad = d_row(b, &p);
+			bad = d_row(b, &p, tab);
 		break;
 	case T_FINDINGS:
 		for (size_t k = 0; k < r->n_findings && !bad; k++) {
 			p_finding_row(&p, id, t, r->findings[k], k);
-			bad = d_row(b, &p);
+			bad = d_row(b, &p, tab);
 		}
 		break;
 	default:
@@ -1941,12 +2097,12 @@ s_fast_rows(
 				continue;
 			if (tab == T_HOST) {
 				p_host_row(&p, id, t, h, mx, pos);
-				bad = d_row(b, &p);
+				bad = d_row(b, &p, tab);
 				continue;
 			}
 			for (size_t k = 0; k < h->n_chain_sha256 && !bad; k++) {
 				p_chain_row(&p, id, t, h, mx != NULL, pos, k);
-				bad = d_row(b, &p);
+				bad = d_row(b, &p, tab);
 			}
 		}
 		break;
@@ -1997,20 +2153,29 @@ s_fast_copy(struct store *s, const struct fast *f)
 {
 	struct dbuf b = {0};
 	PGresult *res;
+	char *sql;
 	size_t next = 0;
 	int tab = 0, last = 0, rc = 0;
 
 	if (s_check_link(s) == -1)
 		return -1;
+	if ((sql = s_copy_sql(f->t)) == NULL) {
+		snprintf(s->err, sizeof(s->err), "copy: out of memory");
+		return -1;
+	}
+	d_put(&b, copy_header, sizeof(copy_header));
 	if (s_fast_fill(s, &b, tab, f, &next) == -1) {
 		free(b.d);
+		free(sql);
 		return -1;
 	}
-	if (!PQsendQuery(s->conn, copy_sql)) {
+	if (!PQsendQuery(s->conn, sql)) {
 		s_fail(s, "copy", NULL);
 		free(b.d);
+		free(sql);
 		return -1;
 	}
+	free(sql);
 	while ((res = PQgetResult(s->conn)) != NULL) {
 		ExecStatusType st = PQresultStatus(res);
 
@@ -2029,7 +2194,13 @@ s_fast_copy(struct store *s, const struct fast *f)
 		last = tab;
 		/* The server waits for this table's rows. */
 		while (rc == 0) {
-			if (s_copy_send(s, &b, tab) == -1)
+			if (next >= f->n)
+				d_be(&b, UINT16_MAX, 2); /* trailer: -1 */
+			if (b.oom) {
+				snprintf(s->err, sizeof(s->err),
+				    "copy: out of memory");
+				rc = -1;
+			} else if (s_copy_send(s, &b, tab) == -1)
 				rc = -1;
 			else if (next >= f->n)
 				break;
@@ -2047,9 +2218,11 @@ s_fast_copy(struct store *s, const struct fast *f)
 		/* Formatted while the server checks and stores the table. */
 		b.len = 0;
 		next = 0;
-		if (rc == 0 && ++tab < T_COUNT &&
-		    s_fast_fill(s, &b, tab, f, &next) == -1)
-			rc = -1;
+		if (rc == 0 && ++tab < T_COUNT) {
+			d_put(&b, copy_header, sizeof(copy_header));
+			if (s_fast_fill(s, &b, tab, f, &next) == -1)
+				rc = -1;
+		}
 	}
 	if (rc == 0 && tab != T_COUNT) {
 		snprintf(s->err, sizeof(s->err), "copy: %d tables of %d", tab,

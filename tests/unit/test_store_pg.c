@@ -965,6 +965,46 @@ test_gaps_and_watermark(void **state)
 	    store_gap(t->st, id, 0, 4, "zero", &rt, &committed), -1);
 }
 
+/*
+ * The watermark walks runs of stored seqs a chunk (4096) at a time and
+ * jumps gaps whole (004_watermark.sql): runs longer than a chunk, a hole,
+ * a gap that ends inside a run and one that overlaps another.
+ */
+static void
+test_watermark_long_runs(void **state)
+{
+	struct t *t = *state;
+	long long id = agent(t, "AGENTKEYlong");
+	char wm[128];
+
+	sql(t,
+	    "INSERT INTO result_seqs (agent_id, seq, received_at) "
+	    "SELECT %lld, g, now() FROM generate_series(1, 20000) g "
+	    "WHERE g NOT IN (9000, 15000, 15001, 15002)",
+	    id);
+	snprintf(wm, sizeof(wm), "SELECT mtastswatch_watermark(%lld, 0)", id);
+	assert_int_equal(qn(t, wm), 8999);
+	/* 9000 lost: on to the next hole, then over two gaps that overlap. */
+	sql(t,
+	    "INSERT INTO gaps (agent_id, first_seq, last_seq, reason, "
+	    "received_at) VALUES (%lld, 8990, 9000, 'x', now())",
+	    id);
+	assert_int_equal(qn(t, wm), 14999);
+	sql(t,
+	    "INSERT INTO gaps (agent_id, first_seq, last_seq, reason, "
+	    "received_at) VALUES (%lld, 15000, 15001, 'x', now()), "
+	    "(%lld, 15001, 15002, 'x', now())",
+	    id, id);
+	assert_int_equal(qn(t, wm), 20000);
+	snprintf(
+	    wm, sizeof(wm), "SELECT mtastswatch_watermark(%lld, 20000)", id);
+	assert_int_equal(qn(t, wm), 20000);
+	/* Another agent's seqs are not ours. */
+	snprintf(
+	    wm, sizeof(wm), "SELECT mtastswatch_watermark(%lld, 0)", id + 1000);
+	assert_int_equal(qn(t, wm), 0);
+}
+
 static void
 test_partitions(void **state)
 {
@@ -1188,6 +1228,8 @@ main(void)
 		test_certificates_remembered, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_skipped_and_repeated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_watermark_long_runs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_domains, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
