@@ -27,8 +27,8 @@ PROFILE=${PROFILE:-0}
 LOAD=$BUILD/bench/ingest_load
 COLLECTOR=$BINDIR/mtasts-collector
 OUT=bench/results.json
-BATCH=100
-CREDIT=256
+BATCH=${BATCH:-100}
+CREDIT=${CREDIT:-256}
 # In the order the collector writes them; agents is copied untimed first.
 TABLES="results result_seqs certificates dns_observations \
 policy_observations host_observations chain_certs findings"

@@ -364,23 +364,35 @@ class Bench:
         linear = (max(per.values()) / min(per.values()) <= 1.25
                   if len(per) > 1 and min(per.values()) > 0 else None)
         met = d1000 <= 32.0 and linear in (True, None)
+        # The floor on this machine: the minimal epoll + OpenSSL client
+        # holding the same number of handshakes on the same tarpit.
+        floor = statistics.median(run_json([
+            os.path.join(TOOLS, "mini_client"), "pending",
+            fm["ip_tarpit"], str(fm["https_port"]), str(sizes[0])]
+        )["kib_per_handshake"] for _ in range(reps))
+        floor_mib = floor * sizes[0] / 1024.0
         fig = {"key": "memory", "title": "RSS(%d pending)-RSS(1)"
                % sizes[0], "unit": "MiB", "agent": round(d1000, 2),
-               "baseline": 8.5, "a_name": "agent",
-               "b_name": "minimal client 8.5 MiB (tls-scan 60 MiB)",
-               "ratio": round(d1000 / 8.5, 3), "goal": "<= 32 MiB, linear",
+               "baseline": round(floor_mib, 2), "a_name": "agent",
+               "b_name": "minimal epoll+OpenSSL client holding %d "
+               "handshakes on the tarpit (the issue gives 8.5 MiB for "
+               "a minimal client, 60 MiB for tls-scan)" % sizes[0],
+               "ratio": round(d1000 / floor_mib, 3),
+               "goal": "<= 32 MiB, linear",
                "met": met, "rss1_kib": base,
                "rss_kib": rows,
                "kib_per_probe": {s: round(v, 2) for s, v in per.items()},
+               "minimal_client_kib_per_handshake": floor,
                "linear": linear}
         self.figures.append(fig)
         print("%-34s %10.1f %-9s baseline %10.1f  ratio %6.2fx  goal %s  %s"
-              % (fig["title"], fig["agent"], "MiB", 8.5, fig["ratio"],
-                 "<= 32 MiB", "met" if met else "NOT MET"))
-        print("%-34s %s KiB/probe at %s pending (linear: %s)" % (
-            "  memory per pending probe", ", ".join(
-                "%.1f" % per[s] for s in sizes), "/".join(
-                str(s) for s in sizes), linear))
+              % (fig["title"], fig["agent"], "MiB", floor_mib,
+                 fig["ratio"], "<= 32 MiB", "met" if met else "NOT MET"))
+        print("%-34s %s KiB/probe at %s pending (linear: %s); minimal "
+              "OpenSSL client %.1f KiB per waiting handshake" % (
+                  "  memory per pending probe", ", ".join(
+                      "%.1f" % per[s] for s in sizes), "/".join(
+                      str(s) for s in sizes), linear, floor))
 
     def scale(self):
         if ONLY and "scale" not in ONLY:

@@ -7,9 +7,16 @@
  * compared with this (bench/probe/README.md).
  *
  *   mini_client IP PORT SNI_FMT M N CONC
+ *   mini_client pending IP PORT N
  *
  * SNI_FMT holds one %d replaced by 1 + i mod M.  Prints one JSON object
  * like agent_load's.  Gives up after 120 s in all.
+ *
+ * pending: the memory floor of a handshake that waits.  Opens N
+ * connections to a server that accepts and never answers (the farm's
+ * tarpit), sends each ClientHello and keeps them waiting for the
+ * ServerHello; prints RSS with one such handshake and with N, in KiB.
+ * Same SSL_CTX settings as the agent's (release buffers included).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,6 +120,89 @@ s_step(struct conn *c, int ep)
 	return epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) == -1 ? -1 : 0;
 }
 
+static long
+s_rss_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmRSS:", 6) == 0)
+			kib = atol(line + 6);
+	fclose(f);
+	return kib;
+}
+
+/* Opens one connection and drives it until its ClientHello is out. */
+static int
+s_pending_one(SSL_CTX *ctx, const struct sockaddr_in *sa)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+	SSL *ssl;
+
+	if (fd == -1 || connect(fd, (const struct sockaddr *)sa, sizeof(*sa)))
+		return -1;
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    (ssl = SSL_new(ctx)) == NULL)
+		return -1;
+	if (SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_set_tlsext_host_name(ssl, "pending.bench.test") != 1)
+		return -1;
+	rc = SSL_connect(ssl);
+	/* Kept until the process exits: the point is to hold them. */
+	return rc <= 0 && SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ ? 0
+									: -1;
+}
+
+static int
+s_pending(int argc, char **argv)
+{
+	struct sockaddr_in sa;
+	SSL_CTX *ctx;
+	long n, rss1, rssn;
+
+	if (argc != 5) {
+		fprintf(stderr, "usage: mini_client pending IP PORT N\n");
+		return 2;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((unsigned short)atoi(argv[3]));
+	n = atol(argv[4]);
+	if (inet_pton(AF_INET, argv[2], &sa.sin_addr) != 1 || n < 2 ||
+	    n > 100000) {
+		fprintf(stderr, "mini_client: bad arguments\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return 2;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (s_pending_one(ctx, &sa) == -1)
+		return 1;
+	rss1 = s_rss_kib();
+	for (long i = 1; i < n; i++)
+		if (s_pending_one(ctx, &sa) == -1) {
+			fprintf(stderr,
+			    "mini_client: handshake %ld did not "
+			    "wait\n",
+			    i + 1);
+			return 1;
+		}
+	rssn = s_rss_kib();
+	printf("{\"mode\": \"pending\", \"n\": %ld, \"ok\": %ld, "
+	       "\"rss1_kib\": %ld, "
+	       "\"rss_kib\": %ld, \"kib_per_handshake\": %.2f}\n",
+	    n, n, rss1, rssn, (double)(rssn - rss1) / (double)(n - 1));
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -125,6 +215,8 @@ main(int argc, char **argv)
 	char sni[256];
 	int ep;
 
+	if (argc > 1 && strcmp(argv[1], "pending") == 0)
+		return s_pending(argc, argv);
 	if (argc != 7) {
 		fprintf(
 		    stderr, "usage: mini_client IP PORT SNI_FMT M N CONC\n");
