@@ -6,8 +6,8 @@
  *
  *   tls      IP PORT SNI_FMT    TCP connect + tls_conn handshake, chain kept
  *   starttls IP PORT HOST_FMT   smtp_starttls: greeting, EHLO, STARTTLS, TLS
- *   fetch    IP PORT HOST_FMT   http_fetch of https://HOST:PORT/.well-known/
- *                               mta-sts.txt with the address pinned
+ *   fetch    IP PORT HOST_FMT   https_get of https://HOST:PORT/.well-known/
+ *                               mta-sts.txt on address IP (the policy fetch)
  *   dns      RESOLVER QUERIES   dns_query on the engine's libunbound, one per
  *                               "NAME TYPE" line (dnsperf's format)
  *
@@ -31,7 +31,7 @@
 
 #include "dns_query.h"
 #include "engine.h"
-#include "http_fetch.h"
+#include "https_get.h"
 #include "net.h"
 #include "smtp_starttls.h"
 #include "tls_conn.h"
@@ -131,12 +131,12 @@ s_on_smtp(struct smtp_result *r, void *arg)
 }
 
 static void
-s_on_fetch(struct http_fetch_result *r, void *arg)
+s_on_fetch(struct https_get_result *r, void *arg)
 {
 	struct op *o = arg;
 	struct load *l = o->load;
-	int ok = r->status == 200 && r->tls_done && r->chain != NULL &&
-		 r->body_len > 0;
+	int ok = r->kind == HTTPS_OK && r->status == 200 && r->tls.ok &&
+		 r->tls.chain != NULL && r->body_len > 0;
 
 	free(o);
 	s_done(l, ok, r->error);
@@ -186,20 +186,19 @@ s_start_one(struct load *l, long i)
 		break;
 	}
 	case M_FETCH: {
-		char url[400], resolve[400];
-		struct http_fetch_req req;
+		char *addrs[1] = {(char *)l->ip};
+		struct https_get_req req;
 		memset(&req, 0, sizeof(req));
-		snprintf(url, sizeof(url),
-		    "https://%s:%d/.well-known/mta-sts.txt", host, l->port);
-		snprintf(
-		    resolve, sizeof(resolve), "%s:%d:%s", host, l->port, l->ip);
-		req.url = url;
-		req.resolve = resolve;
+		req.host = host;
+		req.port = l->port;
+		req.path = "/.well-known/mta-sts.txt";
+		req.addrs = addrs;
+		req.n_addrs = 1;
 		req.max_body = 65536;
-		req.timeout_ms = 20000;
 		req.connect_timeout_ms = 10000;
-		req.https_only = 1;
-		if (http_fetch_start(l->engine, &req, s_on_fetch, o) != NULL)
+		req.io_timeout_ms = 10000;
+		req.timeout_ms = 20000;
+		if (https_get_start(l->engine, &req, s_on_fetch, o) != NULL)
 			return 0;
 		break;
 	}
