@@ -107,20 +107,34 @@ cpu_sum() {
 	echo "$t"
 }
 
+# As the agent benchmarks do: the server (PostgreSQL: the postmaster and
+# every backend it forks) on one core, the client under test (the
+# collector, the load generator, psql for the baseline) on the other, so
+# that neither figure depends on how the scheduler mixes them.
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+	PIN_SERVER="taskset -c 0"
+	PIN_CLIENT="taskset -c 1"
+else
+	PIN_SERVER=
+	PIN_CLIENT=
+fi
+
 t_start=$(date +%s)
 load_start=$(cut -d" " -f1 /proc/loadavg)
 echo "bench: N=$N RUNS=$RUNS batch=$BATCH credit=$CREDIT" \
     "loadavg=$load_start" \
-    "cpus=$(nproc) work=$work"
+    "cpus=$(nproc) pinned=${PIN_SERVER:+server:0,client:1} work=$work"
 
-pgenv=$(sh tests/lib/pg_start.sh "$pgdir" 2>"$work/pg_start.log") ||
+pgenv=$($PIN_SERVER sh tests/lib/pg_start.sh "$pgdir" \
+    2>"$work/pg_start.log") ||
 	{ cat "$work/pg_start.log" >&2; die "PostgreSQL did not start"; }
 eval "$pgenv"
 pg_pid=$(head -1 "$pgdir/data/postmaster.pid")
 if [ "$PROFILE" = 1 ]; then
 	echo "shared_preload_libraries = 'pg_stat_statements'" \
 	    >>"$pgdir/data/postgresql.conf"
-	sh "$pgdir/restart.sh" || die "restart with pg_stat_statements failed"
+	$PIN_SERVER sh "$pgdir/restart.sh" ||
+		die "restart with pg_stat_statements failed"
 	pg_pid=$(head -1 "$pgdir/data/postmaster.pid")
 fi
 PG=$MTASTS_TEST_PG
@@ -131,7 +145,7 @@ if [ "$PROFILE" = 1 ]; then
 fi
 
 q() {
-	psql "$PG" -X -q -At -v ON_ERROR_STOP=1 "$@"
+	$PIN_CLIENT psql "$PG" -X -q -At -v ON_ERROR_STOP=1 "$@"
 }
 
 keys=$work/keys
@@ -163,7 +177,8 @@ batch = $BATCH
 EOF
 	log=$work/collector-$i.log
 	: >"$log"
-	"$COLLECTOR" --config "$work/collector-$i.conf" 2>"$log" &
+	# taskset execs the collector: $! is the collector's pid.
+	$PIN_CLIENT "$COLLECTOR" --config "$work/collector-$i.conf" 2>"$log" &
 	coll_pid=$!
 	endpoint=
 	w=0
@@ -182,7 +197,7 @@ EOF
 	    'client backend' AND pid <> pg_backend_pid()" | tr '\n' ' ')
 	c0=$(cpu_s "$coll_pid")
 	b0=$(cpu_sum $backends)
-	"$LOAD" load "$endpoint" "$keys/collector/collector.key" \
+	$PIN_CLIENT "$LOAD" load "$endpoint" "$keys/collector/collector.key" \
 	    "$keys/agent/agent.key_secret" "$N" >"$work/load-$i.out" \
 	    2>"$work/load-$i.err" &
 	load_pid=$!
