@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "errbuf.h"
+#include "pgconn.h"
 #include "strbuf.h"
 #include "wire.h"
 
@@ -288,22 +289,10 @@ s_query(PGconn *conn, const char *what, const char *sql, const char *param,
     char *err, size_t errlen)
 {
 	const char *p[1] = {param};
-	PGresult *res =
-	    PQexecParams(conn, sql, param != NULL, NULL, p, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
+	char w[96];
 
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		const char *msg = PQresultErrorMessage(res);
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			len--;
-		errbuf_set(err, errlen, "metrics: %s: %.*s", what, (int)len,
-		    len > 0 ? msg : PQerrorMessage(conn));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
+	snprintf(w, sizeof(w), "metrics: %s", what);
+	return pgconn_query_err(conn, w, sql, param != NULL, p, err, errlen);
 }
 
 /*

@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -1485,53 +1484,4 @@ notify_counters(struct notify *n, struct notify_counters *out)
 		out->db_up[i] = s->db_up;
 	}
 	pthread_mutex_unlock(&n->mu);
-}
-
-int
-notify_token_load(const char *path, char **token, char *err, size_t errlen)
-{
-	char buf[NOTIFY_TOKEN_MAX + 2];
-	struct stat st;
-	size_t len;
-	FILE *f;
-
-	*token = NULL;
-	if ((f = fopen(path, "re")) == NULL) {
-		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (fstat(fileno(f), &st) == -1) {
-		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
-		fclose(f);
-		return -1;
-	}
-	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		errbuf_set(err, errlen,
-		    "%s: group or others may read it (chmod 600)", path);
-		fclose(f);
-		return -1;
-	}
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	if (ferror(f)) {
-		errbuf_set(err, errlen, "%s: read error", path);
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
-			      buf[len - 1] == ' ' || buf[len - 1] == '\t'))
-		buf[--len] = '\0';
-	if (len > NOTIFY_TOKEN_MAX || len == 0 || strlen(buf) != len ||
-	    !s_printable(buf)) {
-		errbuf_set(err, errlen,
-		    "%s: the token must be 1..%d bytes of printable ASCII",
-		    path, NOTIFY_TOKEN_MAX);
-		return -1;
-	}
-	if ((*token = strdup(buf)) == NULL) {
-		errbuf_set(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
 }

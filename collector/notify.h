@@ -46,7 +46,8 @@ enum notify_syslog_format {
  * stream transports at what rsyslog and journald take by default. */
 #define NOTIFY_SYSLOG_UDP_MAX	 2048
 #define NOTIFY_SYSLOG_STREAM_MAX 8192
-/* Longest bearer token notify_token_load accepts. */
+/* Longest bearer token notify_new accepts (the config reads token files,
+ * collector_config.c). */
 #define NOTIFY_TOKEN_MAX 4096
 
 /*
@@ -112,13 +113,5 @@ void notify_wake(struct notify *n);
 
 /* Fills *out; thread-safe. */
 void notify_counters(struct notify *n, struct notify_counters *out);
-
-/*
- * Reads a bearer token from path: at most NOTIFY_TOKEN_MAX bytes, trailing
- * white space removed, printable ASCII only (no header injection), not
- * empty; the file must not be readable by group or others.  Calls malloc;
- * *token is freed by the caller.  0, or -1 with the reason in err.
- */
-int notify_token_load(const char *path, char **token, char *err, size_t errlen);
 
 #endif

@@ -59,22 +59,40 @@ pgconn_open(const char *conninfo, const char *application_name,
 }
 
 PGresult *
+pgconn_query_err(PGconn *conn, const char *what, const char *sql, int n,
+    const char *const *params, char *err, size_t errlen)
+{
+	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	const char *msg;
+	size_t len;
+
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+		return res;
+	/* No result at all (out of memory, connection gone): the
+	 * connection's message says why. */
+	msg = PQresultErrorMessage(res);
+	if (msg[0] == '\0')
+		msg = PQerrorMessage(conn);
+	len = strlen(msg);
+	while (len > 0 && msg[len - 1] == '\n')
+		len--;
+	errbuf_set(err, errlen, "%s: %.*s", what, (int)len, msg);
+	PQclear(res);
+	return NULL;
+}
+
+PGresult *
 pgconn_query(PGconn *conn, const char *what, const char *sql, int n,
     const char *const *params)
 {
-	PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+	char whatf[128], err[1024];
+	PGresult *res;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK &&
-	    PQresultStatus(res) != PGRES_COMMAND_OK) {
-		const char *msg = PQresultErrorMessage(res);
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			len--;
-		log_warnx("%s failed: %.*s", what, (int)len, msg);
-		PQclear(res);
-		return NULL;
-	}
+	snprintf(whatf, sizeof(whatf), "%s failed", what);
+	res = pgconn_query_err(conn, whatf, sql, n, params, err, sizeof(err));
+	if (res == NULL)
+		log_warnx("%s", err);
 	return res;
 }
 

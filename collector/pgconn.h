@@ -30,6 +30,11 @@ PGconn *pgconn_open(const char *conninfo, const char *application_name,
 PGresult *pgconn_query(PGconn *conn, const char *what, const char *sql, int n,
     const char *const *params);
 
+/* pgconn_query with the failure, "WHAT: message", in err instead of the
+ * log. */
+PGresult *pgconn_query_err(PGconn *conn, const char *what, const char *sql,
+    int n, const char *const *params, char *err, size_t errlen);
+
 /* pgconn_query for a statement whose rows are not needed.  0, or -1. */
 int pgconn_exec(PGconn *conn, const char *what, const char *sql, int n,
     const char *const *params);

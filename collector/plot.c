@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "errbuf.h"
+#include "pgconn.h"
 #include "strbuf.h"
 #include "wire.h"
 
@@ -265,22 +266,10 @@ static PGresult *
 s_query(struct plot *p, const char *what, const char *sql, int n,
     const char *const *params, char *err, size_t errlen)
 {
-	PGresult *res =
-	    PQexecParams(p->conn, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
+	char w[96];
 
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		const char *msg = PQresultErrorMessage(res);
-		size_t len = strlen(msg);
-
-		while (len > 0 && msg[len - 1] == '\n')
-			len--;
-		errbuf_set(err, errlen, "plot: %s: %.*s", what, (int)len,
-		    len > 0 ? msg : PQerrorMessage(p->conn));
-		PQclear(res);
-		return NULL;
-	}
-	return res;
+	snprintf(w, sizeof(w), "plot: %s", what);
+	return pgconn_query_err(p->conn, w, sql, n, params, err, errlen);
 }
 
 static void

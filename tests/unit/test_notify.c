@@ -17,7 +17,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1512,60 +1511,6 @@ test_bad_options(void **state)
 	notify_stop(NULL);
 }
 
-static void
-s_write_file(const char *path, const char *text, mode_t mode)
-{
-	FILE *f;
-
-	unlink(path);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(path, mode), 0);
-}
-
-static void
-test_token_load(void **state)
-{
-	char path[128], err[256], *tok = NULL;
-
-	(void)state;
-	snprintf(path, sizeof(path), "/tmp/ntf-token-%ld", (long)getpid());
-	s_write_file(path, "abc.DEF-123\n", 0600);
-	assert_int_equal(notify_token_load(path, &tok, err, sizeof(err)), 0);
-	assert_string_equal(tok, "abc.DEF-123");
-	free(tok);
-
-	s_write_file(path, "abc\n", 0644);
-	assert_int_equal(notify_token_load(path, &tok, err, sizeof(err)), -1);
-	assert_null(tok);
-	assert_non_null(strstr(err, "chmod 600"));
-	s_write_file(path, "\n", 0600);
-	assert_int_equal(notify_token_load(path, &tok, err, sizeof(err)), -1);
-	s_write_file(path, "ab\ncd\n", 0600);
-	assert_int_equal(notify_token_load(path, &tok, err, sizeof(err)), -1);
-	{
-		char *big = malloc(NOTIFY_TOKEN_MAX + 2);
-
-		assert_non_null(big);
-		memset(big, 'a', NOTIFY_TOKEN_MAX + 1);
-		big[NOTIFY_TOKEN_MAX + 1] = '\0';
-		s_write_file(path, big, 0600);
-		assert_int_equal(
-		    notify_token_load(path, &tok, err, sizeof(err)), -1);
-		big[NOTIFY_TOKEN_MAX] = '\0';
-		s_write_file(path, big, 0600);
-		assert_int_equal(
-		    notify_token_load(path, &tok, err, sizeof(err)), 0);
-		assert_int_equal(strlen(tok), NOTIFY_TOKEN_MAX);
-		free(tok);
-		free(big);
-	}
-	unlink(path);
-	assert_int_equal(notify_token_load(path, &tok, err, sizeof(err)), -1);
-}
-
 int
 main(void)
 {
@@ -1593,7 +1538,6 @@ main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_database_down_stop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
-	    cmocka_unit_test(test_token_load),
 	};
 	int rc;
 
