@@ -23,26 +23,13 @@ SMALL=${SMALL:-100}
 LARGE=${LARGE:-300}
 TOLERANCE=${TOLERANCE:-10}
 BASELINE=tests/perf/callgrind_baseline
-passed=0
-failed=0
-
-pass() {
-	echo "ok   $*"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL $*"
-	failed=$((failed + 1))
-}
-finish() {
-	echo "perf: $passed passed, $failed failed"
-	[ "$failed" -eq 0 ]
-	exit $?
-}
+CHECK_SUITE=perf
+. tests/lib/checklib.sh
 
 if [ ! -x "$AGENT" ]; then
 	fail "callgrind: $AGENT not built"
 	finish
+	exit
 fi
 # ASan and UBSan change every instruction count: nothing to compare.
 if grep -qa -e __asan_init -e __ubsan_handle "$AGENT" ||
@@ -51,6 +38,7 @@ if grep -qa -e __asan_init -e __ubsan_handle "$AGENT" ||
 	    "instruction counts are only compared for the plain build"
 	pass "callgrind: skipped for a sanitized binary"
 	finish
+	exit
 fi
 missing=
 for t in valgrind nginx nsd openssl python3; do
@@ -63,6 +51,7 @@ done
 if [ -n "$missing" ]; then
 	fail "callgrind: missing:$missing (deploy/install-deps.sh)"
 	finish
+	exit
 fi
 
 tmp=$(mktemp -d /tmp/mtperf.XXXXXX)
@@ -78,6 +67,7 @@ if ! python3 bench/probe/farm.py up "$tmp/farm" --domains "$LARGE" \
 	cat "$tmp/farm.out"
 	fail "callgrind: the farm did not start"
 	finish
+	exit
 fi
 farm_get() {
 	python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" \
@@ -127,6 +117,7 @@ i_large=$(count "$LARGE")
 if [ -z "$i_small" ] || [ -z "$i_large" ]; then
 	fail "callgrind: no instruction count from valgrind"
 	finish
+	exit
 fi
 per=$(((i_large - i_small) / (LARGE - SMALL)))
 echo "callgrind: $i_small instructions for $SMALL probes, $i_large for" \
@@ -144,12 +135,14 @@ if [ -n "${UPDATE_BASELINE:-}" ]; then
 	} >"$BASELINE"
 	pass "callgrind: baseline written ($per)"
 	finish
+	exit
 fi
 base=$(sed -n 's/^instructions_per_probe \([0-9]*\)$/\1/p' "$BASELINE" \
     2>/dev/null)
 if [ -z "$base" ]; then
 	fail "callgrind: no baseline in $BASELINE"
 	finish
+	exit
 fi
 limit=$((base + base * TOLERANCE / 100))
 pct=$(((per - base) * 1000 / base))
@@ -157,8 +150,7 @@ sign=
 [ "$pct" -ge 0 ] && sign=+
 delta="$sign$((pct / 10)).$(((pct < 0 ? -pct : pct) % 10))%"
 if [ "$per" -le "$limit" ]; then
-	pass "callgrind: $per instructions per probe, baseline $base ($delta," \
-	    "limit +$TOLERANCE%)"
+	pass "callgrind: $per instructions per probe, baseline $base ($delta, limit +$TOLERANCE%)"
 	# Much cheaper than the baseline: the guard would miss a regression
 	# that only gives the gain back.
 	if [ "$per" -lt $((base * 80 / 100)) ]; then
@@ -166,7 +158,6 @@ if [ "$per" -le "$limit" ]; then
 		    "UPDATE_BASELINE=1"
 	fi
 else
-	fail "callgrind: $per instructions per probe, baseline $base ($delta," \
-	    "limit +$TOLERANCE%)"
+	fail "callgrind: $per instructions per probe, baseline $base ($delta, limit +$TOLERANCE%)"
 fi
 finish
