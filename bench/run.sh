@@ -2,19 +2,22 @@
 # run.sh -- collector ingest rate against psql \copy of the same rows.
 #
 # Usage: sh bench/run.sh            (make bench builds what it needs first)
-# Environment: N (results per run, default 5000), RUNS (default 3),
+# Environment: N (results per run, default 5000), RUNS (ingest and \copy
+# pairs, run alternately, default 5),
 # BUILD, BINDIR (as in the Makefile), PROFILE=1 (also load
 # pg_stat_statements and print what the collector's statements cost).
 #
 # Starts a private PostgreSQL on a unix socket (tests/lib/pg_start.sh),
-# makes a collector key and one agent key, and then RUNS times: a fresh
-# schema, a collector on tcp://127.0.0.1 (batch 100, credit 256) writing
-# into it, and bench/ingest_load sending it N results.  The rows the first
-# run wrote are exported with \copy and, RUNS times, copied back with
+# makes a collector key and one agent key, and then RUNS times a pair:
+# a fresh schema, a collector on tcp://127.0.0.1 (batch 100, credit 256)
+# writing into it and bench/ingest_load sending it N results; then the
+# rows the first run wrote (exported once with \copy) copied back with
 # \copy into a fresh schema made by the same migration (same tables,
-# partitions, indexes and foreign keys).  The figures are the medians;
-# they are printed and written to bench/results.json.  Every process
-# started here is killed by its pid on the way out, even on failure.
+# partitions, indexes and foreign keys).  The ratio is the median of the
+# pairs' ratios, the other figures medians; they are printed and written
+# to bench/results.json.  PostgreSQL runs on CPU 0 and the clients on
+# CPU 1 when there are two.  Every process started here is killed by its
+# pid on the way out, even on failure.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +25,7 @@ cd "$ROOT" || exit 2
 BUILD=${BUILD:-build}
 BINDIR=${BINDIR:-bin}
 N=${N:-5000}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 PROFILE=${PROFILE:-0}
 LOAD=$BUILD/bench/ingest_load
 COLLECTOR=$BINDIR/mtasts-collector
@@ -156,9 +159,61 @@ mkdir -p "$keys/allow" "$keys/collector" "$keys/agent"
 	{ cat "$work/keygen.log" >&2; die "keygen failed"; }
 cp "$keys/agent/agent.key" "$keys/allow/bench-1.key"
 
+# --- psql \copy of the same rows --------------------------------------------
+
+# The rows the first ingest run wrote, exported once for every \copy run.
+export_rows() {
+	src=ingest_1
+	rows_total=0
+	for t in agents $TABLES; do
+		q -c "\\copy (SELECT * FROM $src.$t) TO '$work/$t.copy'" ||
+			die "export of $t failed"
+		if [ "$t" != agents ]; then
+			rows_total=$((rows_total + $(wc -l <"$work/$t.copy")))
+		fi
+	done
+	day=$(q -c "SELECT (min(received_at) AT TIME ZONE 'UTC')::date
+	    FROM $src.results")
+}
+
+# copy_run K: the exported rows copied into a fresh schema copy_K made by
+# the same migration (same tables, partitions, indexes, foreign keys).
+copy_run() {
+	schema=copy_$1
+	q -c "CREATE SCHEMA $schema" &&
+		$PIN_CLIENT psql "$PG options='-csearch_path=$schema'" -X -q \
+		    -v ON_ERROR_STOP=1 -f deploy/sql/001_init.sql >/dev/null &&
+		q -c "SET search_path = $schema" \
+		    -c "SELECT mtastswatch_ensure_partitions('$day', 5)" \
+		    -c "\\copy agents FROM '$work/agents.copy'" >/dev/null ||
+		die "making $schema failed"
+	{
+		printf 'SET search_path = %s;\n' "$schema"
+		stamp='SELECT extract(epoch FROM clock_timestamp()) AS %s \\gset\n'
+		# shellcheck disable=SC2059 # the stamp is the format
+		printf "$stamp" t0
+		for t in $TABLES; do
+			printf '\\copy %s FROM %s\n' "$t" "'$work/$t.copy'"
+			# shellcheck disable=SC2059
+			[ "$t" = results ] && printf "$stamp" t1
+		done
+		# shellcheck disable=SC2059
+		printf "$stamp" t2
+		printf '\\echo :t0 :t1 :t2\n'
+	} >"$work/copy-$1.sql"
+	times=$(q -f "$work/copy-$1.sql") || die "\\copy into $schema failed"
+	echo "$times" | awk -v n="$N" -v rows="$rows_total" '{
+		printf "results_s=%.4f results_rows_per_s=%.1f all_s=%.4f " \
+		    "all_results_per_s=%.1f all_rows_per_s=%.1f\n",
+		    $2 - $1, n / ($2 - $1), $3 - $1, n / ($3 - $1),
+		    rows / ($3 - $1) }' >>"$work/copy.txt"
+	echo "copy $1: $(tail -1 "$work/copy.txt")"
+}
+
 # --- collector ingest ------------------------------------------------------
 
 : >"$work/ingest.txt"
+: >"$work/copy.txt"
 i=1
 while [ $i -le "$RUNS" ]; do
 	schema=ingest_$i
@@ -234,52 +289,10 @@ EOF
 	echo "run $i: ingest $(field results_per_s "$line") results/s" \
 	    "(${el} s, peak in flight $(field peak_in_flight "$line"))," \
 	    "decode $(field decode_per_s "$line")/s"
+	# The pair: the same rows through psql \copy, right after.
+	[ "$i" -eq 1 ] && export_rows
+	copy_run "$i"
 	i=$((i + 1))
-done
-
-# --- psql \copy of the same rows --------------------------------------------
-
-src=ingest_1
-rows_total=0
-for t in agents $TABLES; do
-	q -c "\\copy (SELECT * FROM $src.$t) TO '$work/$t.copy'" ||
-		die "export of $t failed"
-	if [ "$t" != agents ]; then
-		rows_total=$((rows_total + $(wc -l <"$work/$t.copy")))
-	fi
-done
-day=$(q -c "SELECT (min(received_at) AT TIME ZONE 'UTC')::date FROM $src.results")
-
-: >"$work/copy.txt"
-k=1
-while [ $k -le "$RUNS" ]; do
-	schema=copy_$k
-	q -c "CREATE SCHEMA $schema" &&
-		psql "$PG options='-csearch_path=$schema'" -X -q -v \
-		    ON_ERROR_STOP=1 -f deploy/sql/001_init.sql >/dev/null &&
-		q -c "SET search_path = $schema" \
-		    -c "SELECT mtastswatch_ensure_partitions('$day', 5)" \
-		    -c "\\copy agents FROM '$work/agents.copy'" >/dev/null ||
-		die "making $schema failed"
-	{
-		printf 'SET search_path = %s;\n' "$schema"
-		stamp='SELECT extract(epoch FROM clock_timestamp()) AS %s \\gset\n'
-		printf "$stamp" t0
-		for t in $TABLES; do
-			printf '\\copy %s FROM %s\n' "$t" "'$work/$t.copy'"
-			[ "$t" = results ] && printf "$stamp" t1
-		done
-		printf "$stamp" t2
-		printf '\\echo :t0 :t1 :t2\n'
-	} >"$work/copy-$k.sql"
-	times=$(q -f "$work/copy-$k.sql") || die "\\copy into $schema failed"
-	echo "$times" | awk -v n="$N" -v rows="$rows_total" '{
-		printf "results_s=%.4f results_rows_per_s=%.1f all_s=%.4f " \
-		    "all_results_per_s=%.1f all_rows_per_s=%.1f\n",
-		    $2 - $1, n / ($2 - $1), $3 - $1, n / ($3 - $1),
-		    rows / ($3 - $1) }' >>"$work/copy.txt"
-	echo "copy $k: $(tail -1 "$work/copy.txt")"
-	k=$((k + 1))
 done
 
 # --- figures ---------------------------------------------------------------
@@ -304,7 +317,14 @@ Z=$(col all_results_per_s "$work/copy.txt" | median)
 ZR=$(col all_rows_per_s "$work/copy.txt" | median)
 ZT=$(col all_s "$work/copy.txt" | median)
 ratio=$(echo "$X $Y" | awk '{ printf "%.4f", $1 / $2 }')
-ratio_all=$(echo "$X $Z" | awk '{ printf "%.4f", $1 / $2 }')
+# Each ingest run is paired with the \copy run right after it; the figure
+# is the median of the pairs' ratios.
+col results_per_s "$work/ingest.txt" >"$work/x.txt"
+col all_results_per_s "$work/copy.txt" >"$work/z.txt"
+pairs=$(paste -d' ' "$work/x.txt" "$work/z.txt" |
+    awk '{ printf "%.4f\n", $1 / $2 }')
+ratio_all=$(echo "$pairs" | median)
+pair_list=$(echo "$pairs" | paste -sd, -)
 per_result=$(echo "$rows_total $N" | awk '{ printf "%.1f", $1 / $2 }')
 
 printf '\n'
@@ -312,7 +332,7 @@ printf '%s\n' "collector ingest: $X results/s ($N results, $T s)"
 printf '%s\n' "psql \\copy of the same rows: $Y rows/s ($N rows of results, $YT s)"
 printf '%s\n' "ratio: $X/$Y = $ratio"
 printf '%s\n' "psql \\copy of every row those results made ($rows_total rows in 8 tables, $per_result per result): $Z results/s, $ZR rows/s ($ZT s)"
-printf '%s\n' "ratio (every row): $X/$Z = $ratio_all"
+printf '%s\n' "ratio (every row): $ratio_all (median of $RUNS alternating pairs: $pair_list; medians $X/$Z)"
 printf '%s\n' "wire_agent_decode alone: $D results/s (mean frame $B bytes)"
 printf '%s\n' "during ingest: collector CPU $CC s, its PostgreSQL backend CPU $BC s in $T s wall (medians)"
 
@@ -352,6 +372,7 @@ cat >"$OUT" <<EOF
   },
   "ratio": $ratio,
   "ratio_every_row": $ratio_all,
+  "runs_ratio_every_row": [$pair_list],
   "decode": {
     "results_per_s": $D, "mean_frame_bytes": $B,
     "runs_results_per_s": [$(list decode_per_s "$work/ingest.txt")]
