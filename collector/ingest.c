@@ -35,6 +35,7 @@ struct agent {
 	uint64_t tasks_sent; /* version sent on this connection, 0: none */
 	uint64_t serial;     /* which struct agent of this key a job was for */
 	size_t inflight;     /* its jobs not yet handled (s_submit) */
+	size_t inflight_results; /* results in those jobs */
 	/* Results waiting for their transaction; each owns its message. */
 	Mtastswatch__V1__AgentMessage **queue;
 	size_t n, cap;
@@ -57,6 +58,7 @@ struct job {
 	/* JOB_BATCH: results not (yet) written, each owning its message */
 	Mtastswatch__V1__AgentMessage **msgs;
 	size_t n;
+	size_t count; /* results when made, for agent.inflight_results */
 	/* JOB_GAP */
 	uint64_t first, last;
 	char reason[DETAIL_MAX];
@@ -641,6 +643,10 @@ s_job_done(struct ingest *ing, struct job *j)
 		a = NULL;
 	if (a != NULL && a->inflight > 0)
 		a->inflight--;
+	if (a != NULL)
+		a->inflight_results -= j->count < a->inflight_results
+					   ? j->count
+					   : a->inflight_results;
 	ing->refused[INGEST_REFUSE_BAD_RESULT] += j->rejected;
 	if (j->stored > 0) {
 		ing->results_stored += j->stored;
@@ -792,7 +798,8 @@ s_flush(struct ingest *ing, struct agent *a)
 		return -1;
 	}
 	j->msgs = a->queue;
-	j->n = a->n;
+	j->n = j->count = a->n;
+	a->inflight_results += a->n;
 	a->queue = NULL;
 	a->n = a->cap = 0;
 	a->queued_bytes = 0;
@@ -1222,7 +1229,16 @@ s_on_result(struct ingest *ing, struct agent *a,
 	a->queued_bytes += len;
 	if (a->n == 1)
 		a->first_queued_ms = ing->now_ms;
-	if (a->n >= ing->cfg.batch || a->queued_bytes >= INGEST_QUEUE_BYTES)
+	/*
+	 * Also when the agent has used its whole credit and none of its
+	 * results are being written: it sends nothing more until an Ack that
+	 * only this write can bring, so waiting for INGEST_FLUSH_MS would
+	 * only idle (with the default credit below the default batch, every
+	 * batch would).  While some are being written, their Ack frees the
+	 * credit and the batch goes on filling.
+	 */
+	if (a->n >= ing->cfg.batch || a->queued_bytes >= INGEST_QUEUE_BYTES ||
+	    (a->inflight_results == 0 && a->n >= ing->cfg.credit))
 		(void)s_flush(ing, a);
 	return 0;
 }

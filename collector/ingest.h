@@ -17,9 +17,11 @@
  * so several collectors may share one database.
  *
  * Results are queued per agent and written in one transaction when
- * `batch` are queued or INGEST_FLUSH_MS after the first one, then
- * acknowledged.  A result the database refuses is recorded as a gap of one
- * ("rejected: ...") so that the watermark moves past it.  When the
+ * `batch` are queued, when the agent has used its whole `credit` with
+ * nothing of it being written (it waits for an Ack then), or
+ * INGEST_FLUSH_MS after the first one, then acknowledged.  A result the
+ * database refuses is recorded as a gap of one ("rejected: ...") so that
+ * the watermark moves past it.  When the
  * database connection is lost the engine stops acknowledging, drops what
  * it has queued (agents resend from their spool) and reconnects with
  * backoff from 1 s to 30 s.

@@ -661,6 +661,36 @@ test_full_batch_flushes_at_once(void **state)
 	expect_none(t);
 }
 
+/*
+ * An agent that has sent its whole credit waits for an Ack: its results
+ * are written at once rather than after INGEST_FLUSH_MS, batch or not.
+ */
+static void
+test_credit_used_flushes_at_once(void **state)
+{
+	struct t *t = *state;
+
+	t->cfg.credit = 3;
+	ingest_set_config(t->ing, &t->cfg);
+	tick(t);
+	connect_agent(t, &PA, 0, "");
+	send_result(t, &PA, 1);
+	send_result(t, &PA, 2);
+	expect_none(t);
+	send_result(t, &PA, 3);
+	expect_ack(t, &PA, 3);
+	expect_none(t);
+	/* The Ack gave the credit back: two more wait for the timer. */
+	send_result(t, &PA, 4);
+	send_result(t, &PA, 5);
+	expect_none(t);
+	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3");
+	send_result(t, &PA, 6);
+	expect_ack(t, &PA, 6);
+	expect_none(t);
+	assert_string_equal(stored_seqs(t, KEY_A), "1,2,3,4,5,6");
+}
+
 /* A resend is stored once and leaves the Ack where it was. */
 static void
 test_duplicate_resend(void **state)
@@ -1741,6 +1771,8 @@ main(void)
 		test_results_flush_on_timer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_full_batch_flushes_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_credit_used_flushes_at_once, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_duplicate_resend, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
