@@ -1506,24 +1506,19 @@ d_bin_row(struct dbuf *b, const struct params *p, const char *types)
 			continue;
 		}
 		switch (t) {
+		/* Integers: big-endian two's complement, the column's width. */
 		case 'q':
-			if (k != K_INT)
-				return -1;
-			d_be(b, 8, 4);
-			d_be(b, (uint64_t)v, 8);
-			break;
 		case 'i':
-			if (k != K_INT || v < INT32_MIN || v > INT32_MAX)
+		case 'h': {
+			int w = t == 'q' ? 8 : t == 'i' ? 4 : 2;
+			int64_t max = INT64_MAX >> (64 - 8 * w);
+
+			if (k != K_INT || v > max || v < -max - 1)
 				return -1;
-			d_be(b, 4, 4);
-			d_be(b, (uint64_t)v, 4);
+			d_be(b, (uint64_t)w, 4);
+			d_be(b, (uint64_t)v, w);
 			break;
-		case 'h':
-			if (k != K_INT || v < INT16_MIN || v > INT16_MAX)
-				return -1;
-			d_be(b, 2, 4);
-			d_be(b, (uint64_t)v, 2);
-			break;
+		}
 		case 'b':
 			if (k != K_BOOL)
 				return -1;
