@@ -157,6 +157,9 @@ struct params {
 	 * microseconds since 2000-01-01 UTC), an array's elements (borrowed).
 	 */
 	char kind[PARAMS_MAX];
+	/* Set for binary COPY rows: the text forms an array or a number
+	 * would take are not made (kept across p_free, row after row). */
+	int binary;
 	int64_t iv[PARAMS_MAX];
 	char *const *atext[PARAMS_MAX];
 	const ProtobufCBinaryData *abin[PARAMS_MAX];
@@ -169,9 +172,12 @@ enum { K_NULL = 0, K_TEXT, K_INT, K_BOOL, K_BYTES, K_TIME, K_ARRAY };
 static void
 p_free(struct params *p)
 {
+	int binary = p->binary;
+
 	for (int i = 0; i < p->n; i++)
 		free(p->owned[i]);
 	memset(p, 0, sizeof(*p));
+	p->binary = binary;
 }
 
 /* The next slot, or -1 when full. */
@@ -230,6 +236,10 @@ p_i64(struct params *p, int64_t v)
 
 	if (i == -1)
 		return;
+	p->kind[i] = K_INT;
+	p->iv[i] = v;
+	if (p->binary)
+		return;
 	do {
 		tmp[n++] = (char)('0' + u % 10);
 		u /= 10;
@@ -240,8 +250,6 @@ p_i64(struct params *p, int64_t v)
 		p->num[i][o++] = tmp[--n];
 	p->num[i][o] = '\0';
 	p->val[i] = p->num[i];
-	p->kind[i] = K_INT;
-	p->iv[i] = v;
 }
 
 static void
@@ -320,6 +328,12 @@ p_array(struct params *p, char *const *text, const ProtobufCBinaryData *bin,
 
 	if (i == -1)
 		return;
+	p->kind[i] = K_ARRAY;
+	p->atext[i] = text;
+	p->abin[i] = bin;
+	p->an[i] = n;
+	if (p->binary)
+		return;
 	for (size_t k = 0; k < n; k++) {
 		size_t elen = text != NULL
 				  ? (text[k] != NULL ? 2 * strlen(text[k]) : 0)
@@ -331,10 +345,6 @@ p_array(struct params *p, char *const *text, const ProtobufCBinaryData *bin,
 		return;
 	}
 	p->owned[i] = buf;
-	p->kind[i] = K_ARRAY;
-	p->atext[i] = text;
-	p->abin[i] = bin;
-	p->an[i] = n;
 	buf[o++] = '{';
 	for (size_t k = 0; k < n; k++) {
 		if (k > 0)
@@ -2057,7 +2067,7 @@ s_fast_rows(
 	const Mtastswatch__V1__ProbeResult *r = f->results[i];
 	const struct timespec *t = f->t;
 	int64_t id = f->id[i];
-	struct params p = {0};
+	struct params p = {.binary = 1};
 	int bad = 0;
 
 	switch (tab) {
