@@ -136,25 +136,49 @@ s_rss_kib(void)
 	return kib;
 }
 
-/* Opens one connection and drives it until its ClientHello is out. */
+/*
+ * The client context both modes use: no verification, no session cache, no
+ * tickets; release_buffers as the agent's shared context has it.
+ */
+static SSL_CTX *
+s_ctx_new(int release_buffers)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (release_buffers)
+		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+}
+
+/*
+ * Opens one connection and drives it until its ClientHello is out; it is
+ * then kept until the process exits, since the point is to hold it.
+ */
 static int
 s_pending_one(SSL_CTX *ctx, const struct sockaddr_in *sa)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
-	SSL *ssl;
+	SSL *ssl = NULL;
 
-	if (fd == -1 || connect(fd, (const struct sockaddr *)sa, sizeof(*sa)))
+	if (fd == -1)
 		return -1;
-	if (fcntl(fd, F_SETFL, O_NONBLOCK) == -1 ||
-	    (ssl = SSL_new(ctx)) == NULL)
-		return -1;
-	if (SSL_set_fd(ssl, fd) != 1 ||
+	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == -1 ||
+	    fcntl(fd, F_SETFL, O_NONBLOCK) == -1 ||
+	    (ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
 	    SSL_set_tlsext_host_name(ssl, "pending.bench.test") != 1)
-		return -1;
+		goto fail;
 	rc = SSL_connect(ssl);
-	/* Kept until the process exits: the point is to hold them. */
-	return rc <= 0 && SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ ? 0
-									: -1;
+	if (rc <= 0 && SSL_get_error(ssl, rc) == SSL_ERROR_WANT_READ)
+		return 0;
+fail:
+	SSL_free(ssl);
+	close(fd);
+	return -1;
 }
 
 static int
@@ -178,12 +202,8 @@ s_pending(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+	if ((ctx = s_ctx_new(1)) == NULL)
 		return 2;
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (s_pending_one(ctx, &sa) == -1)
 		return 1;
 	rss1 = s_rss_kib();
@@ -235,11 +255,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+	if ((ctx = s_ctx_new(0)) == NULL)
 		return 2;
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if ((ep = epoll_create1(0)) == -1)
 		return 2;
 	getrusage(RUSAGE_SELF, &ru0);
