@@ -12,24 +12,21 @@
 #include <openssl/ssl.h>
 
 #include "http_resp.h"
-#include "net.h"
+#include "tcp_connect.h"
 
 /* Policies are small; a larger buffer would only sit idle in every fetch
  * that waits on a slow server. */
 #define READ_BUF 4096
 
-enum get_state { ST_START, ST_CONNECTING, ST_TLS, ST_WRITE, ST_READ };
+enum get_state { ST_CONNECTING, ST_TLS, ST_WRITE, ST_READ };
 
 struct https_get {
 	struct engine *engine;
 	char *host;
 	char *path;
 	int port;
-	char *addrs[HTTPS_GET_ADDRS_MAX];
-	size_t n_addrs;
-	size_t next_addr;
+	struct tcp_connect *conn; /* while connecting */
 	size_t max_body;
-	int connect_timeout_ms;
 	int io_timeout_ms;
 	long long deadline_ms;
 	int timeout_ms;
@@ -43,14 +40,12 @@ struct https_get {
 	size_t request_len;
 	char *buf; /* from the first read on */
 	struct http_resp *resp;
-	char connect_errors[320];
 	https_get_cb cb;
 	void *arg;
 	struct https_get_result res;
 };
 
 static void s_on_event(evutil_socket_t fd, short what, void *arg);
-static void s_try_next(struct https_get *g);
 
 static void
 s_close_fd(struct https_get *g)
@@ -68,11 +63,10 @@ s_close_fd(struct https_get *g)
 static void
 s_free(struct https_get *g)
 {
+	tcp_connect_cancel(&g->conn);
 	tls_conn_cancel(&g->tls);
 	SSL_free(g->ssl);
 	s_close_fd(g);
-	for (size_t i = 0; i < g->n_addrs; i++)
-		free(g->addrs[i]);
 	free(g->host);
 	free(g->path);
 	free(g->request);
@@ -375,8 +369,6 @@ s_connected(struct https_get *g)
 	if (left < timeout)
 		timeout = left > 0 ? (int)left : 0;
 	/* tls_conn watches the socket from here until its callback. */
-	event_free(g->ev);
-	g->ev = NULL;
 	g->state = ST_TLS;
 	g->tls = tls_conn_start_session(
 	    g->engine, g->fd, g->host, timeout, s_tls_done, g);
@@ -388,23 +380,9 @@ static void
 s_on_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct https_get *g = arg;
-	char err[256];
 
 	(void)fd;
 	switch (g->state) {
-	case ST_CONNECTING:
-		if (what & EV_TIMEOUT) {
-			snprintf(err, sizeof(err), "connect timed out");
-		} else if (net_connect_result(g->fd, err, sizeof(err)) == 0) {
-			s_connected(g);
-			return;
-		}
-		size_t l = strlen(g->connect_errors);
-		snprintf(g->connect_errors + l, sizeof(g->connect_errors) - l,
-		    "%s%s: %s", l ? "; " : "", g->res.ip, err);
-		s_close_fd(g);
-		s_try_next(g);
-		return;
 	case ST_WRITE:
 		if (what & EV_TIMEOUT)
 			s_timed_out(g, "sending the request");
@@ -425,49 +403,22 @@ s_on_event(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-s_try_next(struct https_get *g)
+s_on_connect(struct tcp_connect_result *r, void *arg)
 {
-	char err[256];
+	struct https_get *g = arg;
 
-	while (g->next_addr < g->n_addrs) {
-		long long left = g->deadline_ms - engine_now_ms();
-		int timeout = g->connect_timeout_ms;
-		const char *ip;
-
-		if (left <= 0)
-			break;
-		ip = g->addrs[g->next_addr++];
-		if (left < timeout)
-			timeout = (int)left;
-		snprintf(g->res.ip, sizeof(g->res.ip), "%s", ip);
-		g->fd = net_connect_start(ip, g->port, err, sizeof(err));
-		if (g->fd != -1) {
-			g->state = ST_CONNECTING;
-			if (s_wait(g, EV_WRITE, timeout) == 0)
-				return;
-			s_close_fd(g);
-			snprintf(err, sizeof(err), "out of memory");
-		}
-		size_t l = strlen(g->connect_errors);
-		snprintf(g->connect_errors + l, sizeof(g->connect_errors) - l,
-		    "%s%s: %s", l ? "; " : "", ip, err);
-	}
-	g->res.ip[0] = '\0';
-	if (g->next_addr < g->n_addrs)
+	g->conn = NULL;
+	snprintf(g->res.ip, sizeof(g->res.ip), "%s", r->ip);
+	if (r->fd == -1 && r->out_of_time)
 		s_fail(g, HTTPS_TIMEOUT, "connect: timed out after %d ms%s%s",
-		    g->timeout_ms, g->connect_errors[0] ? "; " : "",
-		    g->connect_errors);
-	else
+		    g->timeout_ms, r->errors[0] ? "; " : "", r->errors);
+	else if (r->fd == -1)
 		s_fail(g, HTTPS_CONNECT, "%s",
-		    g->connect_errors[0] ? g->connect_errors : "no address");
-}
-
-static void
-s_kickoff(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	s_try_next(arg);
+		    r->errors[0] ? r->errors : "no address");
+	else {
+		g->fd = r->fd;
+		s_connected(g);
+	}
 }
 
 struct https_get *
@@ -475,7 +426,6 @@ https_get_start(struct engine *engine, const struct https_get_req *req,
     https_get_cb cb, void *arg)
 {
 	struct https_get *g;
-	struct timeval now = {0, 0};
 
 	if ((g = calloc(1, sizeof(*g))) == NULL)
 		return NULL;
@@ -485,21 +435,15 @@ https_get_start(struct engine *engine, const struct https_get_req *req,
 	g->arg = arg;
 	g->port = req->port;
 	g->max_body = req->max_body;
-	g->connect_timeout_ms = req->connect_timeout_ms;
 	g->io_timeout_ms = req->io_timeout_ms;
 	g->timeout_ms = req->timeout_ms;
 	g->deadline_ms = engine_now_ms() + req->timeout_ms;
 	if ((g->host = strdup(req->host)) == NULL ||
 	    (g->path = strdup(req->path)) == NULL)
 		goto fail;
-	for (size_t i = 0; i < req->n_addrs && i < HTTPS_GET_ADDRS_MAX; i++) {
-		if ((g->addrs[i] = strdup(req->addrs[i])) == NULL)
-			goto fail;
-		g->n_addrs++;
-	}
-	/* Start from the loop so the callback never runs inside this call. */
-	g->ev = evtimer_new(engine->base, s_kickoff, g);
-	if (g->ev == NULL || evtimer_add(g->ev, &now) == -1)
+	g->conn = tcp_connect_start(engine, req->addrs, req->n_addrs, req->port,
+	    req->connect_timeout_ms, g->deadline_ms, s_on_connect, g);
+	if (g->conn == NULL)
 		goto fail;
 	return g;
 fail:

@@ -5,9 +5,10 @@
 #include <stddef.h>
 
 #include "engine.h"
+#include "tcp_connect.h"
 #include "tls_conn.h"
 
-#define HTTPS_GET_ADDRS_MAX 8
+#define HTTPS_GET_ADDRS_MAX TCP_CONNECT_ADDRS_MAX
 
 enum https_get_error {
 	HTTPS_OK, /* a complete response (perhaps too_large) */

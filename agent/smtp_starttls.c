@@ -8,10 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "net.h"
 #include "smtp_reply.h"
+#include "tcp_connect.h"
 
-#define SMTP_ADDRS_MAX 8
 #define SMTP_BUF_MAX   16384
 #define SMTP_BUF_FIRST 1024 /* a greeting and most EHLO replies fit */
 
@@ -20,9 +19,7 @@ enum smtp_state { ST_CONNECTING, ST_GREETING, ST_EHLO, ST_STARTTLS, ST_TLS };
 struct smtp_starttls {
 	struct engine *engine;
 	char *host;
-	char *addrs[SMTP_ADDRS_MAX];
-	size_t n_addrs;
-	size_t next_addr;
+	struct tcp_connect *conn; /* while connecting */
 	int fd;
 	enum smtp_state state;
 	struct event *ev;
@@ -32,13 +29,11 @@ struct smtp_starttls {
 	char *buf;
 	size_t buf_len;
 	size_t buf_cap;
-	char connect_errors[320];
 	smtp_starttls_cb cb;
 	void *arg;
 	struct smtp_result res;
 };
 
-static void s_try_next(struct smtp_starttls *s);
 static void s_on_event(evutil_socket_t fd, short what, void *arg);
 
 static void
@@ -57,10 +52,9 @@ s_close_fd(struct smtp_starttls *s)
 static void
 s_free(struct smtp_starttls *s)
 {
+	tcp_connect_cancel(&s->conn);
 	tls_conn_cancel(&s->tls);
 	s_close_fd(s);
-	for (size_t i = 0; i < s->n_addrs; i++)
-		free(s->addrs[i]);
 	free(s->host);
 	free(s->buf);
 	tls_result_clear(&s->res.tls);
@@ -249,26 +243,8 @@ static void
 s_on_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtp_starttls *s = arg;
-	char err[256];
 
 	(void)fd;
-	if (s->state == ST_CONNECTING) {
-		if (what & EV_TIMEOUT) {
-			snprintf(err, sizeof(err), "connect timed out");
-		} else if (net_connect_result(s->fd, err, sizeof(err)) == 0) {
-			s->state = ST_GREETING;
-			s->res.stage = SMTP_STAGE_GREETING;
-			if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
-				s_fail(s, SMTP_STAGE_GREETING, "out of memory");
-			return;
-		}
-		size_t l = strlen(s->connect_errors);
-		snprintf(s->connect_errors + l, sizeof(s->connect_errors) - l,
-		    "%s%s: %s", l ? "; " : "", s->res.ip, err);
-		s_close_fd(s);
-		s_try_next(s);
-		return;
-	}
 	if (what & EV_TIMEOUT) {
 		s_fail(s, s->res.stage, "no reply within %d ms",
 		    s->engine->io_timeout_ms);
@@ -278,38 +254,22 @@ s_on_event(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-s_try_next(struct smtp_starttls *s)
+s_connected(struct tcp_connect_result *r, void *arg)
 {
-	char err[256];
+	struct smtp_starttls *s = arg;
 
-	while (s->next_addr < s->n_addrs) {
-		const char *ip = s->addrs[s->next_addr++];
-		snprintf(s->res.ip, sizeof(s->res.ip), "%s", ip);
-		s->fd = net_connect_start(
-		    ip, s->engine->cfg.smtp_port, err, sizeof(err));
-		if (s->fd != -1) {
-			s->state = ST_CONNECTING;
-			if (s_wait(s, EV_WRITE,
-				s->engine->connect_timeout_ms) == 0)
-				return;
-			s_close_fd(s);
-			snprintf(err, sizeof(err), "out of memory");
-		}
-		size_t l = strlen(s->connect_errors);
-		snprintf(s->connect_errors + l, sizeof(s->connect_errors) - l,
-		    "%s%s: %s", l ? "; " : "", ip, err);
+	s->conn = NULL;
+	snprintf(s->res.ip, sizeof(s->res.ip), "%s", r->ip);
+	if (r->fd == -1) {
+		s_fail(s, SMTP_STAGE_CONNECT, "%s",
+		    r->errors[0] ? r->errors : "no address");
+		return;
 	}
-	s->res.ip[0] = '\0';
-	s_fail(s, SMTP_STAGE_CONNECT, "%s",
-	    s->connect_errors[0] ? s->connect_errors : "no address");
-}
-
-static void
-s_kickoff(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	s_try_next(arg);
+	s->fd = r->fd;
+	s->state = ST_GREETING;
+	s->res.stage = SMTP_STAGE_GREETING;
+	if (s_wait(s, EV_READ, s->engine->io_timeout_ms) == -1)
+		s_fail(s, SMTP_STAGE_GREETING, "out of memory");
 }
 
 struct smtp_starttls *
@@ -317,7 +277,6 @@ smtp_starttls_start(struct engine *engine, const char *host, char *const *addrs,
     size_t n, smtp_starttls_cb cb, void *arg)
 {
 	struct smtp_starttls *s;
-	struct timeval now = {0, 0};
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
@@ -327,14 +286,9 @@ smtp_starttls_start(struct engine *engine, const char *host, char *const *addrs,
 	s->arg = arg;
 	if ((s->host = strdup(host)) == NULL)
 		goto fail;
-	for (size_t i = 0; i < n && i < SMTP_ADDRS_MAX; i++) {
-		if ((s->addrs[i] = strdup(addrs[i])) == NULL)
-			goto fail;
-		s->n_addrs++;
-	}
-	/* Start from the loop so the callback never runs inside this call. */
-	s->ev = evtimer_new(engine->base, s_kickoff, s);
-	if (s->ev == NULL || evtimer_add(s->ev, &now) == -1)
+	s->conn = tcp_connect_start(engine, addrs, n, engine->cfg.smtp_port,
+	    engine->connect_timeout_ms, 0, s_connected, s);
+	if (s->conn == NULL)
 		goto fail;
 	return s;
 fail:
